@@ -1,0 +1,57 @@
+"""Pieces every cell family shares: input checks, the length mask, the input projection, init."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .._validation import check_float_array, check_lengths
+from ..errors import ShapeError
+
+
+def check_sequence(x: np.ndarray, input_size: int, dtype: np.dtype, name: str = "x") -> np.ndarray:
+    """Check a time-major input sequence: float, finite, shape (T, B, input_size), parameters' dtype."""
+    x = check_float_array(x, name, ndim=3, dtype=dtype)
+    if x.shape[2] != input_size:
+        raise ShapeError(
+            f"{name} must have {input_size} features in its last axis (time-major (T, B, {input_size})), "
+            f"got shape {x.shape}"
+        )
+    if x.shape[0] == 0 or x.shape[1] == 0:
+        raise ShapeError(f"{name} must have at least one time step and one sequence, got shape {x.shape}")
+    return x
+
+
+def check_state_array(h: np.ndarray, batch: int, size: int, dtype: np.dtype, name: str) -> np.ndarray:
+    """Check one state array of shape (batch, size)."""
+    h = check_float_array(h, name, dtype=dtype)
+    if h.shape != (batch, size):
+        raise ShapeError(f"{name} must have shape ({batch}, {size}) (batch, units), got {h.shape}")
+    return h
+
+
+def step_mask(lengths: np.ndarray | None, time: int, batch: int, dtype: np.dtype) -> np.ndarray | None:
+    """m[t, b, 0] = 1 where step t is valid for sequence b (t < lengths[b]), else 0; None if all valid."""
+    if lengths is None:
+        return None
+    lengths = check_lengths(lengths, batch, time)
+    if (lengths == time).all():
+        return None
+    return (np.arange(time)[:, None] < lengths[None, :]).astype(dtype)[:, :, None]
+
+
+def input_projection(x: np.ndarray, W_ih: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """x @ W_ih^T + b over all time steps at once: (T, B, D) -> (T, B, G*H).
+
+    With one input feature the product is a broadcast multiply: OpenBLAS is very slow on
+    GEMMs whose inner dimension is 1.
+    """
+    T, B, D = x.shape
+    if D == 1:
+        return x * W_ih[:, 0] + b
+    return (x.reshape(T * B, D) @ W_ih.T + b).reshape(T, B, -1)
+
+
+def uniform_params(shapes: dict[str, tuple[int, ...]], hidden_size: int, rng: np.random.Generator, dtype: np.dtype) -> dict[str, np.ndarray]:
+    """Every parameter uniform in [-1/sqrt(H), 1/sqrt(H)] (PyTorch's default)."""
+    k = 1.0 / np.sqrt(hidden_size)
+    return {name: rng.uniform(-k, k, size=shape).astype(dtype) for name, shape in shapes.items()}
