@@ -1,0 +1,160 @@
+"""The training loop: learning, history, early stopping, truncated BPTT, divergence, bad input."""
+
+import json
+
+import numpy as np
+import pytest
+
+from rnnkit import optim, train
+from rnnkit.errors import ConfigError, DataError, TrainingError
+from rnnkit.io import load_checkpoint
+from rnnkit.layers.dense import Dense
+from rnnkit.layers.recurrent import GRU, RNN
+from rnnkit.models import Sequential
+
+
+def bits(n):
+    """8-bit binary, least significant bit first (the order a carry travels)."""
+    return (np.asarray(n)[:, None] >> np.arange(8)) & 1
+
+
+def addition_data(n, rng):
+    a, b = rng.integers(0, 128, n), rng.integers(0, 128, n)
+    return np.stack([bits(a), bits(b)], -1).astype(np.float32), bits(a + b).astype(np.float32)[..., None]
+
+
+def test_binary_addition_reaches_100_percent_on_every_pair():
+    """Seed 003: a 16-unit sigmoid RNN trained with SGD adds any two 7-bit numbers."""
+    x, y = addition_data(3000, np.random.default_rng(0))
+    model = Sequential([RNN(2, 16, activation="sigmoid", seed=0), Dense(16, 1, seed=1)])
+    train.fit(model, x, y, loss="binary_cross_entropy_with_logits",
+              optimizer=optim.SGD(model.params, lr=1.0, momentum=0.9), epochs=8, batch_size=16, seed=0)
+    a, b = (g.ravel() for g in np.meshgrid(np.arange(128), np.arange(128)))
+    held_out = np.stack([bits(a), bits(b)], -1).astype(np.float32)
+    predicted = (model.predict(held_out)[..., 0] > 0).astype(np.int64) @ (1 << np.arange(8))
+    assert np.array_equal(predicted, a + b)
+
+
+def small_regression(seed=0, n=64, T=10):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, T, 3)).astype(np.float32)
+    y = np.cumsum(x[..., :1], axis=1).astype(np.float32) / 3  # one target per step
+    return x, y
+
+
+def gru_model(return_sequences=True):
+    return Sequential([GRU(3, 6, return_sequences=return_sequences, seed=0), Dense(6, 1, seed=1)])
+
+
+def test_history_records_epochs_and_writes_csv_and_json(tmp_path):
+    x, y = small_regression()
+    model = gru_model()
+    history = train.fit(model, x, y, optimizer=optim.Adam(model.params, lr=1e-2), epochs=3, batch_size=16,
+                        validation_split=0.25, metrics=["mae", "rmse"])
+    assert [r["epoch"] for r in history.rows] == [1, 2, 3]
+    assert history["val_loss"][-1] < history["val_loss"][0]
+    assert history["loss"][-1] < history["loss"][0]
+    history.to_csv(tmp_path / "h.csv")
+    history.to_json(tmp_path / "h.json")
+    assert json.loads((tmp_path / "h.json").read_text()) == history.rows
+    header = (tmp_path / "h.csv").read_text().splitlines()[0].split(",")
+    assert header[0] == "epoch" and {"loss", "val_loss", "val_mae", "val_rmse", "lr"} <= set(header)
+
+
+def test_validation_metrics_match_evaluate():
+    x, y = small_regression()
+    model = gru_model()
+    history = train.fit(model, x[:48], y[:48], epochs=1, validation_data=(x[48:], y[48:]), metrics=["mae"])
+    logs = train.evaluate(model, x[48:], y[48:], metrics=["mae"])
+    assert history["val_loss"][0] == pytest.approx(logs["loss"], rel=1e-6)
+    assert history["val_mae"][0] == pytest.approx(np.abs(model.predict(x[48:]) - y[48:]).mean(), rel=1e-5)
+
+
+def test_same_seed_same_numbers_and_different_seed_differs():
+    x, y = small_regression()
+    runs = []
+    for seed in (5, 5, 6):
+        model = gru_model()
+        train.fit(model, x, y, epochs=2, batch_size=8, seed=seed)
+        runs.append(model.params)
+    assert all(np.array_equal(runs[0][k], runs[1][k]) for k in runs[0])
+    assert not all(np.array_equal(runs[0][k], runs[2][k]) for k in runs[0])
+
+
+def test_early_stopping_restores_the_best_weights():
+    x, y = small_regression()
+    model = gru_model()
+    snapshots = {}
+
+    def remember(epoch, logs):
+        snapshots[epoch] = {k: v.copy() for k, v in model.params.items()}
+
+    # min_delta so large that no epoch after the first counts as an improvement
+    stopper = train.EarlyStopping(monitor="val_loss", patience=2, min_delta=1e9)
+    history = train.fit(model, x, y, optimizer=optim.Adam(model.params, lr=1e-2), epochs=10, batch_size=16,
+                        validation_split=0.25, early_stopping=stopper, callbacks=[remember])
+    assert len(history.rows) == 3  # epoch 1 is best, epochs 2 and 3 exhaust the patience
+    assert all(np.array_equal(model.params[k], snapshots[1][k]) for k in model.params)
+    assert not all(np.array_equal(snapshots[3][k], snapshots[1][k]) for k in model.params)
+
+
+def test_truncated_bptt_equals_chunks_with_the_state_carried_and_detached():
+    x, y = small_regression(T=12)
+    fitted = gru_model()
+    train.fit(fitted, x, y, optimizer=optim.SGD(fitted.params, lr=0.1), epochs=1, batch_size=64, bptt=4, shuffle=False)
+    manual = gru_model()
+    trainer = train.Trainer(manual, "mse", optim.SGD(manual.params, lr=0.1))
+    states = None
+    for t0 in (0, 4, 8):
+        _, states = trainer.step(x[:, t0:t0 + 4], y[:, t0:t0 + 4], states=states)
+        states = {i: s.copy() for i, s in states.items()}
+    assert all(np.allclose(fitted.params[k], manual.params[k], rtol=0, atol=0) for k in manual.params)
+
+
+def test_truncated_bptt_with_the_whole_length_is_full_bptt():
+    x, y = small_regression(T=12)
+    full, truncated = gru_model(), gru_model()
+    train.fit(full, x, y, epochs=1, batch_size=16, seed=1)
+    train.fit(truncated, x, y, epochs=1, batch_size=16, seed=1, bptt=12)
+    assert all(np.array_equal(full.params[k], truncated.params[k]) for k in full.params)
+
+
+def test_divergence_stops_with_a_message_and_leaves_the_checkpoint_intact(tmp_path):
+    x, y = small_regression()
+    y[:, :, :] *= 1e3
+    model = Sequential([RNN(3, 6, activation="relu", seed=0), Dense(6, 1, seed=1)])
+    ckpt = tmp_path / "run.ckpt"
+    with pytest.raises(TrainingError, match=r"step \d+: the (model output|loss|gradient) became .*lower the learning rate"):
+        train.fit(model, x, y, optimizer=optim.SGD(model.params, lr=50.0), epochs=50, batch_size=8,
+                  checkpoint=ckpt, checkpoint_every=1)
+    saved = load_checkpoint(ckpt)
+    assert all(np.isfinite(v).all() for v in saved.params.values())
+    assert all(np.array_equal(saved.params[k], model.params[k]) for k in model.params)
+
+
+@pytest.mark.parametrize(
+    "x, y, match",
+    [
+        (np.zeros((0, 5, 3), np.float32), np.zeros((0, 1), np.float32), "x is empty"),
+        (np.zeros((4, 5, 3), np.float32), np.zeros((3, 1), np.float32), "4 samples but y has 3"),
+        (np.full((4, 5, 3), np.nan, np.float32), np.zeros((4, 1), np.float32), "x contains NaN"),
+        (np.zeros((4, 5, 3), np.float32), np.array([["a"]] * 4), "y must be numeric"),
+    ],
+)
+def test_bad_input_to_fit(x, y, match):
+    with pytest.raises(DataError, match=match):
+        train.fit(gru_model(return_sequences=False), x, y)
+
+
+def test_bad_options_to_fit():
+    x, y = small_regression()
+    with pytest.raises(ConfigError, match="loss must be one of"):
+        train.fit(gru_model(), x, y, loss="hinge")
+    with pytest.raises(ConfigError, match="bptt needs equal-length sequences"):
+        train.fit(gru_model(), x, y, bptt=4, lengths=np.full(len(x), 10))
+    with pytest.raises(ConfigError, match="epochs must be"):
+        train.fit(gru_model(), x, y, epochs=0)
+    with pytest.raises(DataError, match="leaves no training samples"):
+        train.fit(gru_model(), x[:1], y[:1], validation_split=0.9)
+    with pytest.raises(ConfigError, match="metric must be one of"):
+        train.fit(gru_model(), x, y, validation_split=0.2, metrics=["auc"])
