@@ -209,7 +209,7 @@ class _Run:
         progress = {
             "epoch": self.epoch, "batch": self.batch, "global_step": self.trainer.global_step,
             "loss_sum": self.loss_sum, "loss_count": self.loss_count, "history": self.history.rows,
-            "best": self.best, "wait": self.wait,
+            "best": self.best, "wait": self.wait, "stopped_early": self.stopped_early,
             "schedule": self.schedule.state_dict() if self.schedule is not None else None,
         }
         save_checkpoint(self.checkpoint, params=self.trainer.model.params,
@@ -236,7 +236,7 @@ class _Run:
         self.epoch, self.batch, self.trainer.global_step = p["epoch"], p["batch"], p["global_step"]
         self.loss_sum, self.loss_count = p["loss_sum"], p["loss_count"]
         self.history = History(list(p["history"]))
-        self.best, self.wait = p["best"], p["wait"]
+        self.best, self.wait, self.stopped_early = p["best"], p["wait"], p["stopped_early"]
         if self.schedule is not None and p["schedule"] is not None:
             self.schedule.load_state_dict(p["schedule"])
         best = {k[len("best."):]: v for k, v in ckpt.extra_arrays.items() if k.startswith("best.")}
@@ -281,7 +281,9 @@ class _Run:
         return stop
 
     def finish(self) -> History:
-        if self.stopped_early and self.best_params is not None:
+        """End the run: with early stopping's ``restore_best``, the model keeps its best epoch's weights."""
+        es = self.early_stopping
+        if es is not None and es.restore_best and self.best_params is not None:
             for name, value in self.best_params.items():
                 self.trainer.model.params[name][...] = value
         return self.history
@@ -507,7 +509,7 @@ def _loop(run: _Run, epoch_batches: Callable[[int], list], train_batch: Callable
           validate: Callable[[], dict[str, float]]) -> History:
     """The epoch/batch loop both entry points share, with stops at step boundaries."""
     with _StopOnSigint(run):
-        while run.epoch < run.epochs:
+        while run.epoch < run.epochs and not run.stopped_early:
             started = time.monotonic()
             batches = epoch_batches(run.epoch)
             with run.bar(len(batches), f"epoch {run.epoch + 1}/{run.epochs}") as bar:

@@ -158,3 +158,32 @@ def test_bad_options_to_fit():
         train.fit(gru_model(), x[:1], y[:1], validation_split=0.9)
     with pytest.raises(ConfigError, match="metric must be one of"):
         train.fit(gru_model(), x, y, validation_split=0.2, metrics=["auc"])
+
+
+def test_best_weights_are_restored_even_when_training_runs_all_its_epochs():
+    x, y = small_regression()
+    model = gru_model()
+    snapshots = {}
+
+    def remember(epoch, logs):
+        snapshots[epoch] = ({k: v.copy() for k, v in model.params.items()}, logs["val_loss"])
+
+    # a learning rate this large makes validation loss jump around; the best epoch is rarely the last
+    train.fit(model, x, y, optimizer=optim.SGD(model.params, lr=1.0), epochs=6, batch_size=16,
+              validation_split=0.25, early_stopping=train.EarlyStopping(patience=100), callbacks=[remember])
+    best_epoch = min(snapshots, key=lambda e: snapshots[e][1])
+    assert best_epoch != 6
+    assert all(np.array_equal(model.params[k], snapshots[best_epoch][0][k]) for k in model.params)
+
+
+def test_resuming_a_run_that_stopped_early_trains_no_further(tmp_path):
+    x, y = small_regression()
+    model = gru_model()
+    ckpt = tmp_path / "run.ckpt"
+    stopper = train.EarlyStopping(patience=1, min_delta=1e9)
+    train.fit(model, x, y, epochs=10, validation_split=0.25, early_stopping=stopper, checkpoint=ckpt)
+    before = {k: v.copy() for k, v in model.params.items()}
+    history = train.fit(model, x, y, epochs=10, validation_split=0.25, early_stopping=stopper, checkpoint=ckpt,
+                        resume=True)
+    assert len(history.rows) == 2
+    assert all(np.array_equal(model.params[k], before[k]) for k in before)
