@@ -38,7 +38,7 @@ State = Union[np.ndarray, tuple[np.ndarray, np.ndarray]]
 CELLS = {"rnn": (rnn, rnn.RNNConfig), "gru": (gru, gru.GRUConfig), "lstm": (lstm, lstm.LSTMConfig)}
 
 
-def _reverse_index(lengths: np.ndarray | None, time: int) -> np.ndarray | None:
+def reverse_index(lengths: np.ndarray | None, time: int) -> np.ndarray | None:
     """Row indices into ``seq.reshape(T*B, F)`` that reverse each sequence within its own length.
 
     Step t of sequence b reads step ``lengths[b] - 1 - t`` if ``t < lengths[b]``, else t (padding
@@ -52,8 +52,8 @@ def _reverse_index(lengths: np.ndarray | None, time: int) -> np.ndarray | None:
     return (source * batch + np.arange(batch)).ravel()  # (T*B,)
 
 
-def _reverse(seq: np.ndarray, rev: np.ndarray | None) -> np.ndarray:
-    """seq (T, B, F) with every sequence reversed within its length (see ``_reverse_index``)."""
+def reverse_sequences(seq: np.ndarray, rev: np.ndarray | None) -> np.ndarray:
+    """seq (T, B, F) with every sequence reversed within its length (see ``reverse_index``)."""
     if rev is None:
         return seq[::-1]
     T, B, F = seq.shape
@@ -254,7 +254,7 @@ class Recurrent(Layer):
         batch, time, _ = x.shape
         lengths = self._resolve_lengths(lengths, mask, batch, time)
         states0 = self._split_state(state0, batch, "state0")
-        rev = _reverse_index(lengths, time)
+        rev = reverse_index(lengths, time)
         seq = np.ascontiguousarray(x.transpose(1, 0, 2))  # (T, B, D): the one conversion to time-major
         caches, final, drop_masks = [], [], []
         for k in range(self.num_layers):
@@ -269,11 +269,11 @@ class Recurrent(Layer):
                 rec_mask = None
                 if training and self.recurrent_dropout > 0:
                     rec_mask = _dropout_mask(self.rng, (batch, self.state_size), self.recurrent_dropout, self.dtype)
-                xs = _reverse(seq, rev) if d else seq
+                xs = reverse_sequences(seq, rev) if d else seq
                 y, stateT, cache = self.module.forward(
                     self._cell_params(i), self._config(i), xs, states0[i], lengths, rec_mask
                 )
-                ys.append(_reverse(y, rev) if d else y)
+                ys.append(reverse_sequences(y, rev) if d else y)
                 caches.append(cache)
                 final.append(stateT)
             seq = ys[0] if len(ys) == 1 else np.concatenate(ys, axis=2)  # (T, B, dirs*R)
@@ -319,12 +319,12 @@ class Recurrent(Layer):
                 i = k * dirs + d
                 dy = None if dseq is None else dseq[:, :, d * R : (d + 1) * R]
                 if d and dy is not None:
-                    dy = _reverse(dy, rev)
+                    dy = reverse_sequences(dy, rev)
                 cell_grads, dx, dstate0[i] = self.module.backward(
                     self._cell_params(i), self._config(i), caches[i], dy, dstates[i]
                 )
                 grads.update({f"{self.prefixes[i]}.{name}": g for name, g in cell_grads.items()})
-                dx = _reverse(dx, rev) if d else dx
+                dx = reverse_sequences(dx, rev) if d else dx
                 dxs = dx if dxs is None else np.add(dxs, dx, out=dxs)  # (T, B, input of layer k)
             if drop_masks[k] is not None:
                 dxs *= drop_masks[k]  # through x_k = out_{k-1} * mask
