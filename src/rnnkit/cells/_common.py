@@ -46,9 +46,9 @@ def input_projection(x: np.ndarray, W_ih: np.ndarray, b: np.ndarray) -> np.ndarr
     GEMMs whose inner dimension is 1.
     """
     T, B, D = x.shape
-    if D == 1:
-        return x * W_ih[:, 0] + b
-    return (x.reshape(T * B, D) @ W_ih.T + b).reshape(T, B, -1)
+    out = x * W_ih[:, 0] if D == 1 else (x.reshape(T * B, D) @ W_ih.T).reshape(T, B, -1)
+    out += b  # in place: a second fresh (T, B, G*H) array costs more than the product at small sizes
+    return out
 
 
 def uniform_params(shapes: dict[str, tuple[int, ...]], hidden_size: int, rng: np.random.Generator, dtype: np.dtype) -> dict[str, np.ndarray]:
