@@ -13,14 +13,11 @@ from rnnkit.optim import (
     Adagrad,
     Adam,
     AdamW,
-    CosineWithWarmup,
-    ExponentialLR,
-    ReduceLROnPlateau,
     RMSprop,
-    StepLR,
     clip_grad_norm,
     clip_grad_value,
 )
+from rnnkit.schedules import CosineWithWarmup, ExponentialLR, ReduceLROnPlateau, StepLR
 
 SHAPES = {"W_ih": (6, 3), "W_hh": (6, 2), "b_ih": (6,)}
 N_STEPS, SAVE_AT, LR_CHANGE_AT = 100, 50, 30
