@@ -196,7 +196,7 @@ def test_keras3_legacy_h5_read_with_h5py(tmp_path):
 
 
 def write_tf_keras2_h5(path, layers: list[tuple[str, str, dict, list[tuple[str, np.ndarray]]]]) -> None:
-    """A full-model .h5 laid out exactly as tf.keras 2.21 writes it (see /work/shared/interop-notes.md §1).
+    """A full-model .h5 laid out exactly as tf.keras 2.21 writes it (see shared/interop-notes.md §1).
 
     ``layers``: (class name, layer name, config, [(weight path under the layer, array)]); weight paths
     look like ``g1/gru_cell/kernel:0`` and live at ``model_weights/<layer>/<weight path>``.

@@ -1,4 +1,4 @@
-"""rnnkit.data: synthetic cases with known answers, and the real files in /work/shared/data."""
+"""rnnkit.data: synthetic cases with known answers, and the real files in shared/data beside the repository."""
 
 from __future__ import annotations
 
@@ -33,8 +33,9 @@ from rnnkit.data import (
     whitespace_tokenize,
     windows,
 )
+from tests.paths import SHARED_DATA
 
-DATA = Path("/work/shared/data")
+DATA = SHARED_DATA
 needs_data = pytest.mark.skipif(not DATA.is_dir(), reason="shared real data not present")
 
 

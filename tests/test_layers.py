@@ -81,7 +81,8 @@ def test_embedding_init_and_from_pretrained(rng):
     pre = Embedding.from_pretrained(matrix, padding_idx=0)
     assert pre.params["W"].dtype == np.float64 and pre.params["W"] is not matrix
     np.testing.assert_array_equal(pre.forward(np.array([[6, 0, 2]])), matrix[[[6, 0, 2]]])
-    assert pre.get_config() == {"num_embeddings": 7, "embedding_dim": 3, "padding_idx": 0, "dtype": "float64"}
+    assert pre.get_config() == {"num_embeddings": 7, "embedding_dim": 3, "padding_idx": 0, "trainable": True,
+                                "dtype": "float64"}
 
 
 def test_embedding_rejects_bad_ids():
@@ -265,3 +266,15 @@ def test_config_round_trip(layer):
     assert clone.get_config() == layer.get_config()
     assert {k: v.shape for k, v in clone.params.items()} == {k: v.shape for k, v in layer.params.items()}
     assert all(clone.params[k].dtype == v.dtype for k, v in layer.params.items())
+
+
+def test_frozen_embedding_has_zero_gradient_and_round_trips_its_config():
+    matrix = np.random.default_rng(0).normal(size=(6, 4))
+    frozen = Embedding.from_pretrained(matrix, trainable=False)
+    ids = np.array([[1, 2, 2], [5, 0, 1]])
+    frozen.forward(ids)
+    frozen.backward(np.ones((2, 3, 4)))
+    assert frozen.grads["W"].shape == (6, 4) and not frozen.grads["W"].any()
+    assert Embedding.from_config(frozen.get_config()).trainable is False
+    with pytest.raises(ConfigError, match="trainable must be True or False"):
+        Embedding(6, 4, trainable="no")

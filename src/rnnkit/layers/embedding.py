@@ -11,6 +11,8 @@ several times receives the sum of its gradients::
 
 The ``padding_idx`` row (if any) is initialised to zeros and never receives a gradient, as in
 PyTorch's ``nn.Embedding``. Ids are not differentiable, so ``backward`` returns ``None``.
+With ``trainable=False`` the gradient of the whole table is zero (fixed pretrained vectors: an
+optimizer's update of a zero gradient is zero, as long as it applies no weight decay).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ class Embedding(Layer):
         num_embeddings: V, the vocabulary size; valid ids are ``0 .. V-1``.
         embedding_dim: E, the size of each vector.
         padding_idx: an id whose row stays zero and untrained (e.g. the padding id), or None.
+        trainable: False keeps the table fixed (its gradient is zero), e.g. for pretrained vectors.
         dtype: float32 (default) or float64.
         seed: seeds the initialisation ``W ~ N(0, 1)`` (PyTorch's).
 
@@ -43,10 +46,14 @@ class Embedding(Layer):
         embedding_dim: int,
         padding_idx: int | None = None,
         *,
+        trainable: bool = True,
         dtype: Any = np.float32,
         seed: int | np.random.Generator | None = None,
     ) -> None:
         super().__init__()
+        if not isinstance(trainable, (bool, np.bool_)):
+            raise ConfigError(f"trainable must be True or False, got {trainable!r}")
+        self.trainable = bool(trainable)
         self.num_embeddings = check_positive_int(num_embeddings, "num_embeddings")
         self.embedding_dim = check_positive_int(embedding_dim, "embedding_dim")
         self.padding_idx = _check_padding_idx(padding_idx, self.num_embeddings)
@@ -59,13 +66,14 @@ class Embedding(Layer):
         self._ids: np.ndarray | None = None
 
     @classmethod
-    def from_pretrained(cls, matrix: np.ndarray, padding_idx: int | None = None) -> Embedding:
-        """An Embedding whose table is a copy of ``matrix (V, E)`` (e.g. word2vec vectors), trainable.
+    def from_pretrained(cls, matrix: np.ndarray, padding_idx: int | None = None, *, trainable: bool = True) -> Embedding:
+        """An Embedding whose table is a copy of ``matrix (V, E)`` (e.g. word2vec vectors).
 
-        The ``padding_idx`` row is kept as given (PyTorch does the same) but never trained.
+        The ``padding_idx`` row is kept as given (PyTorch does the same) but never trained;
+        ``trainable=False`` freezes the whole table (PyTorch's ``freeze=True``).
         """
         matrix = check_float_array(matrix, "matrix", ndim=2)
-        layer = cls(matrix.shape[0], matrix.shape[1], padding_idx, dtype=matrix.dtype, seed=0)
+        layer = cls(matrix.shape[0], matrix.shape[1], padding_idx, trainable=trainable, dtype=matrix.dtype, seed=0)
         layer.params["W"][...] = matrix
         return layer
 
@@ -74,6 +82,7 @@ class Embedding(Layer):
             "num_embeddings": self.num_embeddings,
             "embedding_dim": self.embedding_dim,
             "padding_idx": self.padding_idx,
+            "trainable": self.trainable,
             "dtype": self.dtype.name,
         }
 
@@ -99,6 +108,9 @@ class Embedding(Layer):
             dy, "dy", shape=(*self._ids.shape, self.embedding_dim), dtype=self.dtype, allow_nonfinite=True
         )
         dW = np.zeros_like(self.params["W"])  # (V, E)
+        if not self.trainable:
+            self.grads = {"W": dW}
+            return None
         np.add.at(dW, self._ids.ravel(), dy.reshape(-1, self.embedding_dim))  # through y = W[x]
         if self.padding_idx is not None:
             dW[self.padding_idx] = 0.0
