@@ -24,7 +24,7 @@ from typing import Any
 from rnnkit.data import load_series_csv
 from rnnkit.tasks.forecasting import Forecaster
 
-DATA = Path("/work/shared/data")
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"  # shared/ beside the repository
 
 
 @dataclass(frozen=True)

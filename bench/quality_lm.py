@@ -15,7 +15,7 @@ last 5 %, scored identically for both frameworks (32 contiguous rows, state carr
     python -m bench.quality_lm --seconds 900            # the issue's target: 15 minutes per run
     python -m bench.quality_lm --seconds 180 --json /tmp/quality_lm.json
 
-Data: /work/shared/data (see its README).
+Data: shared/data beside the repository (see its README).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 
 
-DATA_DIR = Path("/work/shared/data")
+DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"  # shared/ beside the repository
 ARCH = {"embedding_dim": 64, "layers": 2, "bptt": 100, "batch_size": 32, "lr": 2e-3, "clip_norm": 5.0, "seed": 0}
 
 
