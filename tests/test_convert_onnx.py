@@ -1,7 +1,7 @@
 """rnnkit <-> ONNX, checked against onnxruntime, ONNX's own node tests and PyTorch.
 
 onnxruntime is the oracle for exported graphs (it honours ``sequence_lens``, unlike the ONNX reference
-evaluator, see docs/onnx-tf1.md); ONNX's 18 recurrent node tests (expected outputs computed by ONNX's
+evaluator, see docs/interop.md); ONNX's 18 recurrent node tests (expected outputs computed by ONNX's
 NumPy reference implementations) check the importer, including ``layout=1`` which onnxruntime rejects.
 Every parameter is random (weights and biases). Tolerance: float32, atol 1e-5.
 """

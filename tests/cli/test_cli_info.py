@@ -141,7 +141,6 @@ def bad_files(work):
     ("info", "missing.safetensors", ("no such file",)),
     ("info", "corrupted.safetensors", ("sha256 checksum", "corrupted")),
     ("info", "random.bin", ("not a safetensors file",)),
-    ("info", "foreign.safetensors", ("not an rnnkit file", "rnnkit convert")),
     ("evaluate", "corrupted.safetensors", ("sha256 checksum",)),
     ("evaluate", "foreign.safetensors", ("not an rnnkit file", "rnnkit convert")),
 ])
@@ -154,6 +153,13 @@ def test_evaluate_missing_data_file(work):
     assert_one_line_error(rnnkit("evaluate", "lm.safetensors", "nope.txt", cwd=work), "nope.txt")
 
 
+def test_info_describes_a_foreign_safetensors_file(bad_files):
+    result = rnnkit("info", "foreign.safetensors", cwd=bad_files)
+    assert result.returncode == 0, result.stderr
+    assert "not an rnnkit model file" in result.stdout and "weight" in result.stdout
+    assert "rnnkit convert" in result.stdout
+
+
 def test_info_uses_convert_describe_for_foreign_files(bad_files, monkeypatch, capsys):
     """When rnnkit.convert offers describe(path), `info` shows its description of a foreign file."""
     from rnnkit import convert
@@ -163,7 +169,7 @@ def test_info_uses_convert_describe_for_foreign_files(bad_files, monkeypatch, ca
 
     def describe(path):
         seen.append(str(path))
-        return {"framework": "torch", "tensors": {"weight": [2, 3]}}
+        return {"format": "torch", "framework": "torch", "summary": ["weight (2, 3)"]}
 
     monkeypatch.setattr(convert, "describe", describe, raising=False)
     monkeypatch.chdir(bad_files)

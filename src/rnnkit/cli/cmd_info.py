@@ -78,24 +78,20 @@ def model_info(path: str | Path) -> dict[str, Any]:
 
 
 def _describe_foreign(path: str, error: ModelFileError) -> dict[str, Any]:
-    """``rnnkit.convert.describe(path)`` for a file that is not an rnnkit model, if the converters offer it."""
+    """What :func:`rnnkit.convert.describe` finds in a file that is not an rnnkit model."""
     from .. import convert
 
-    describe = getattr(convert, "describe", None)
-    if describe is None:
-        raise error
     try:
-        return {"path": path, "format": "foreign", **describe(path)}
+        return {"path": path, **convert.describe(path)}
     except RnnkitError:
         raise error from None
 
 
 def _print_info(info: dict[str, Any]) -> None:
     if info.get("format") != "rnnkit":
-        click.echo(f"{info['path']}: not an rnnkit model file")
-        for key, value in info.items():
-            if key not in ("path", "format"):
-                click.echo(f"  {key}: {value}")
+        click.echo(f"{info['path']}: not an rnnkit model file ({info['format']})")
+        for line in info.get("summary", []):
+            click.echo(f"  {line}")
         click.echo("Import it with `rnnkit convert` to use it with rnnkit.")
         return
     click.echo(f"{info['path']}: rnnkit model file, format version {info['format_version']}, "

@@ -322,17 +322,10 @@ def _torch_stack_class() -> type:
 # ---- state_dict files --------------------------------------------------------------------
 
 
-def load_state_dict_file(path: str | Path, spec: Converted | Mapping[str, Layer]) -> Converted:
-    """Load a ``torch.save(module.state_dict())`` file into rnnkit layers, with ``weights_only=True``.
+def read_state_dict(path: str | Path) -> dict[str, Any]:
+    """The ``{key: tensor}`` of a ``torch.save(module.state_dict())`` file, read with ``weights_only=True``.
 
-    Nothing is unpickled beyond tensors. ``spec`` is the architecture, whose parameters are
-    overwritten and returned:
-
-    - an rnnkit layer: keys are its torch names (``weight_ih_l0``, ...);
-    - a Sequential: keys ``"{index}.{torch name}"`` (an ``nn.Sequential``/``nn.ModuleList`` of the same
-      modules, or the :func:`to_torch` module);
-    - ``{prefix: layer}``: keys ``"{prefix}.{torch name}"`` (your own ``nn.Module``'s attributes, e.g.
-      ``{"emb": Embedding(...), "lstm": LSTM(...), "fc": Dense(...)}``); returns a Sequential of the layers in order.
+    Nothing is unpickled beyond tensors and containers; a file holding anything else raises ModelFileError.
     """
     torch = _torch()
     try:
@@ -343,8 +336,24 @@ def load_state_dict_file(path: str | Path, spec: Converted | Mapping[str, Layer]
         raise ModelFileError(f"{path}: not a weights-only PyTorch state_dict file ({type(err).__name__}: {err})") from err
     if not isinstance(state, Mapping):
         raise ModelFileError(f"{path}: expected a state_dict (a dict of tensors), got {type(state).__name__}")
+    return dict(state)
+
+
+def load_state_dict(state: Mapping[str, Any], spec: Converted | Mapping[str, Layer], where: str = "state_dict") -> Converted:
+    """Copy a torch-named state (tensors or arrays) into the layers of ``spec``; returns the filled architecture.
+
+    ``spec`` is the architecture, whose parameters are overwritten:
+
+    - an rnnkit layer: keys are its torch names (``weight_ih_l0``, ...);
+    - a Sequential: keys ``"{index}.{torch name}"`` (an ``nn.Sequential``/``nn.ModuleList`` of the same
+      modules, or the :func:`to_torch` module);
+    - ``{prefix: layer}``: keys ``"{prefix}.{torch name}"`` (your own ``nn.Module``'s attributes, e.g.
+      ``{"emb": Embedding(...), "lstm": LSTM(...), "fc": Dense(...)}``); returns a Sequential of the layers in order.
+
+    Missing or unexpected keys raise ConversionError, shape mismatches ShapeError (``where`` names the source).
+    """
     if isinstance(spec, Layer):
-        return _load(spec, state, f"{path}")
+        return _load(spec, state, where)
     if isinstance(spec, Sequential):
         prefixed = {str(i): layer for i, layer in enumerate(spec.layers)}
     elif isinstance(spec, Mapping):
@@ -355,8 +364,17 @@ def load_state_dict_file(path: str | Path, spec: Converted | Mapping[str, Layer]
     for prefix, layer in prefixed.items():
         own = {key[len(prefix) + 1 :]: value for key, value in state.items() if key.startswith(prefix + ".")}
         claimed |= {f"{prefix}.{key}" for key in own}
-        _load(layer, own, f"{path} [{prefix}]")
+        _load(layer, own, f"{where} [{prefix}]")
     unexpected = sorted(set(state) - claimed)
     if unexpected:
-        raise ConversionError(f"{path}: keys {unexpected} belong to no layer of spec (prefixes {sorted(prefixed)})")
+        raise ConversionError(f"{where}: keys {unexpected} belong to no layer of spec (prefixes {sorted(prefixed)})")
     return spec if isinstance(spec, Sequential) else Sequential(list(prefixed.values()))
+
+
+def load_state_dict_file(path: str | Path, spec: Converted | Mapping[str, Layer]) -> Converted:
+    """Load a ``torch.save(module.state_dict())`` file into ``spec`` (see :func:`load_state_dict`).
+
+    The file is read with ``torch.load(weights_only=True)`` (:func:`read_state_dict`): nothing is
+    unpickled beyond tensors.
+    """
+    return load_state_dict(read_state_dict(path), spec, str(path))
