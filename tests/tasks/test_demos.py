@@ -110,7 +110,10 @@ def test_tour_rejects_bad_budgets(tmp_path):
 
 
 def test_demo_registry_names():
-    assert list(DEMOS) == ["tour", "sine", "addition", "primes", "cells"]
+    from rnnkit.cli.cmd_demo import DESCRIPTIONS
+
+    assert list(DEMOS) == ["tour", "sine", "addition", "primes", "cells", "vanishing"]
+    assert list(DESCRIPTIONS) == list(DEMOS)  # every demo is described in `rnnkit demo --help`
 
 
 def test_builtin_datasets():
