@@ -167,7 +167,9 @@ def compute_metric(name: str, pred: np.ndarray, y: np.ndarray, *, mask=None, mea
     """One named metric of predictions ``pred`` against targets ``y`` (perplexity and bits per char
     come from the mean cross-entropy ``mean_loss`` in nats)."""
     if name == "accuracy":
-        return metrics_mod.accuracy(y, pred, mask=mask, from_logits=from_logits)
+        y = np.asarray(y)
+        labels = (y > 0.5).astype(np.int64) if y.dtype.kind == "f" else y  # binary targets given as 0./1.
+        return metrics_mod.accuracy(labels, pred, mask=mask, from_logits=from_logits)
     if name in ("mae", "rmse"):
         return getattr(metrics_mod, name)(y, pred)
     if name == "perplexity":
@@ -369,16 +371,39 @@ def _take(a, idx):
     return None if a is None else a[idx]
 
 
+def _per_step(x, y) -> bool:
+    """Whether ``y`` holds one target per time step of ``x`` (``y (N, T, ...)``)."""
+    return np.ndim(y) >= 2 and np.ndim(x) >= 2 and np.shape(y)[1] == np.shape(x)[1]
+
+
+def _trim_padding(x, y, lengths, mask, per_step: bool):
+    """Drop the steps past a batch's longest sequence: padding sits at the end and never changes the
+    result, and a shorter batch is faster. Per-step targets are cut too, but only when a mask already
+    excludes their padded steps (unmasked, the loss would score the padded steps)."""
+    if lengths is None or int(lengths.max()) == np.shape(x)[1]:
+        return x, y, mask
+    if per_step and mask is None:
+        return x, y, mask
+    T = int(lengths.max())
+    if per_step:
+        return x[:, :T], y[:, :T], mask[:, :T]
+    return x[:, :T], y, mask
+
+
 def evaluate(model: Sequential, x, y, *, loss: str | Callable = "mse", lengths=None, mask=None,
              metrics=(), batch_size: int = 256) -> dict[str, float]:
     """Mean loss and metrics of ``model`` on ``(x, y)`` in inference mode."""
     loss_fn = _resolve_loss(loss)
     from_logits = getattr(loss_fn, "__name__", "") in _FROM_LOGITS
     _check_xy(x, y, "evaluate")
+    per_step = _per_step(x, y)
     preds, total, weight = [], 0.0, 0
     for start in range(0, len(x), batch_size):
         idx = slice(start, start + batch_size)
-        pred = model.forward(x[idx], lengths=_take(lengths, idx), training=False)
+        xb, lb = x[idx], _take(lengths, idx)
+        if not per_step:  # per-step outputs keep the full T so that batches concatenate
+            xb, _, _ = _trim_padding(xb, None, lb, None, per_step=False)
+        pred = model.forward(xb, lengths=lb, training=False)
         value, _ = loss_fn(pred, y[idx], _take(mask, idx))
         n = len(pred)
         total, weight = total + value * n, weight + n
@@ -407,7 +432,7 @@ def fit(model: Sequential, x, y, *, loss: str | Callable = "mse", optimizer: opt
     _check_xy(x, y, "fit")
     batch_size = check_positive_int(batch_size, "batch_size")
     validation_split = check_probability(validation_split, "validation_split")
-    if bptt is not None and (lengths is not None or np.ndim(y) < 2 or np.shape(y)[1] != np.shape(x)[1]):
+    if bptt is not None and (lengths is not None or not _per_step(x, y)):
         raise ConfigError("bptt needs equal-length sequences with one target per time step (y of shape (N, T, ...)) "
                           "and no lengths; use fit_stream for a token stream")
     if validation_data is None and validation_split > 0:
@@ -429,8 +454,11 @@ def fit(model: Sequential, x, y, *, loss: str | Callable = "mse", optimizer: opt
     def epoch_batches(epoch: int) -> list[np.ndarray]:
         return list(minibatches(len(x), batch_size, np.random.default_rng([seed, epoch]), shuffle=shuffle))
 
+    per_step = _per_step(x, y)
+
     def train_batch(idx: np.ndarray) -> float:
         xb, yb, lb, mb = x[idx], y[idx], _take(lengths, idx), _take(mask, idx)
+        xb, yb, mb = _trim_padding(xb, yb, lb, mb, per_step)
         if bptt is None:
             return trainer.step(xb, yb, lengths=lb, mask=mb)[0]
         states, total, steps = None, 0.0, 0

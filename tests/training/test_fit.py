@@ -187,3 +187,29 @@ def test_resuming_a_run_that_stopped_early_trains_no_further(tmp_path):
                         resume=True)
     assert len(history.rows) == 2
     assert all(np.array_equal(model.params[k], before[k]) for k in before)
+
+
+def test_accuracy_of_a_binary_model_with_float_targets():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(40, 6, 2)).astype(np.float32)
+    y = (x[:, :, 0].sum(axis=1) > 0).astype(np.float32)[:, None]
+    model = Sequential([GRU(2, 4, return_sequences=False, seed=0), Dense(4, 1, seed=1)])
+    history = train.fit(model, x, y, loss="binary_cross_entropy_with_logits", epochs=1,
+                        validation_data=(x, y), metrics=["accuracy"])
+    expected = np.mean((model.predict(x) > 0) == (y > 0.5))
+    assert history["val_accuracy"][0] == pytest.approx(expected)
+
+
+def test_padding_past_the_longest_sequence_of_a_batch_changes_nothing():
+    """fit trims each batch to its longest sequence; the parameters must equal those of untrimmed data."""
+    rng = np.random.default_rng(1)
+    lengths = rng.integers(2, 7, size=32)
+    x = rng.normal(size=(32, 6, 3)).astype(np.float32)
+    y = rng.normal(size=(32, 1)).astype(np.float32)
+    padded = np.concatenate([x, rng.normal(size=(32, 9, 3)).astype(np.float32)], axis=1)  # 9 garbage steps
+    short, long = gru_model(return_sequences=False), gru_model(return_sequences=False)
+    train.fit(short, x, y, lengths=lengths, epochs=2, batch_size=8, validation_data=(x, y, lengths))
+    history = train.fit(long, padded, y, lengths=lengths, epochs=2, batch_size=8,
+                        validation_data=(padded, y, lengths))
+    assert all(np.allclose(short.params[k], long.params[k], rtol=1e-6, atol=1e-7) for k in short.params)
+    assert np.isfinite(history["val_loss"]).all()
