@@ -14,8 +14,9 @@ DESCRIPTIONS = {
     "addition": "8-bit binary addition RNN with SGD, printing its sums (seed 003)",
     "primes": "LSTM predicting the next prime from the previous 50, honestly scored (seed 003)",
     "cells": "one step of the Keras minimal cell and TF1 LSTMCell, gate by gate (seed 000)",
+    "vanishing": "tanh RNN vs GRU vs LSTM remembering a symbol across T steps, gradient flow plot",
 }
-WRITES_FILES = ("tour", "sine")  # demos that take --out-dir and show training progress
+WRITES_FILES = ("tour", "sine", "vanishing")  # demos that take --out-dir and show training progress
 
 
 def _one_blas_thread() -> contextlib.AbstractContextManager:
@@ -36,7 +37,7 @@ def _one_blas_thread() -> contextlib.AbstractContextManager:
 @click.argument("name", type=click.Choice(list(DESCRIPTIONS)), default="tour", required=False)
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of every random draw.")
 @click.option("--out-dir", type=click.Path(file_okay=False), default=".", show_default=True,
-              help="Where tour and sine write their plots.")
+              help="Where tour, sine and vanishing write their plots.")
 @click.option("--progress/--no-progress", default=None, help="Show training progress bars (default: on a terminal).")
 def demo(name: str, seed: int, out_dir: str, progress: bool | None) -> None:
     """Run a demo on built-in data (no downloads); without NAME, the tour.
@@ -47,6 +48,7 @@ def demo(name: str, seed: int, out_dir: str, progress: bool | None) -> None:
       rnnkit demo addition              # the binary-addition RNN of the seed tutorial
       rnnkit demo cells --seed 3        # LSTM gates step by step, other random weights
       rnnkit demo sine --out-dir plots  # writes plots/sine.png
+      rnnkit demo vanishing             # why LSTM and GRU learn long dependencies
     """
     from ..tasks.demos import DEMOS  # imported here: `rnnkit --help` stays fast
 
