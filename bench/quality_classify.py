@@ -11,7 +11,7 @@ the held-out accuracy, F1 and training time, one line per run (and JSON with ``-
     python -m bench.quality_classify                       # both data sets, tutorial preset
     python -m bench.quality_classify --dataset en --preset bigru --max-time 280
 
-Data: /work/shared/data (override with ``--data-dir``), see its README.
+Data: shared/data beside the repository (override with ``--data-dir``), see its README.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from typing import Any
 from rnnkit.data import LabelEncoder, load_labelled
 from rnnkit.tasks.classification import PRESETS, TextClassifier, stratified_split
 
-DATA_DIR = Path("/work/shared/data")
+DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"  # shared/ beside the repository
 TRAINING = {"lr": 3e-3, "batch_size": 64, "min_freq": 2}  # min_freq=2: <unk> is seen (and trained) in training
 DATASETS = {  # max_len: ~90th percentile of the token counts (en: median 21, 90 % 35; zh: median 46 characters)
     "en": {"file": "sentiment_en_rotten_tomatoes.jsonl", "target": 0.72,
