@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from rnnkit import ConfigError, DataError
+from rnnkit import ConfigError
 from rnnkit.cells import FAMILIES, GRUConfig, LSTMConfig, RNNConfig
 from rnnkit.diagnostics import gradient_flow, step_jacobian
 from rnnkit.layers import Dense, Recurrent
@@ -58,7 +58,7 @@ def torch_state_grads(model: Sequential, x: np.ndarray, y: np.ndarray, lengths: 
                                   "bias_ih": torch.from_numpy(p["b_ih"]), "bias_hh": torch.from_numpy(p["b_hh"])})
             h = torch.zeros(B, rec.hidden_size)
             c = torch.zeros(B, rec.hidden_size)
-            hs, cs, out = [None] * T, [None] * T, [torch.zeros(B, rec.hidden_size)] * T
+            hs, cs = [None] * T, [None] * T
             # step s of sequence b reads time order[s][b]
             order = [np.where(s < lengths, lengths - 1 - s, s) if d else np.full(B, s) for s in range(T)]
             for s in range(T):
@@ -289,116 +289,3 @@ def test_quick_vanishing_demo_gated_cells_carry_the_gradient_further_back(tmp_pa
     assert json.loads(result.to_json())["lengths"] == [5, 15]
     result.plot(tmp_path / "v.png")
     assert (tmp_path / "v.png").stat().st_size > 0
-
-
-# ---- rnnkit explain -------------------------------------------------------------------------------
-
-
-def rnnkit(*args, cwd):
-    import os
-    import subprocess
-    import sys
-
-    env = {k: v for k, v in os.environ.items() if k != "RNNKIT_DEBUG"}
-    return subprocess.run([sys.executable, "-m", "rnnkit", *map(str, args)], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=120)
-
-
-def assert_one_line_error(result, *fragments):
-    assert result.returncode == 1, result.stdout
-    assert "Traceback" not in result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
-
-
-@pytest.fixture(scope="module")
-def files(tmp_path_factory):
-    """Tiny trained forecast and classify models, their data files, and a model file of no task."""
-    from rnnkit.data import load_series_csv
-    from rnnkit.io.model import save_model
-    from rnnkit.tasks.classification import TextClassifier
-    from rnnkit.tasks.forecasting import Forecaster
-    from rnnkit.tasks.language_model import LanguageModel
-
-    work = tmp_path_factory.mktemp("explain")
-    values = np.sin(np.arange(80) / 3.0)
-    (work / "series.csv").write_text("value\n" + "\n".join(f"{v:.5f}" for v in values) + "\n")
-    forecaster = Forecaster(cell="lstm", hidden=4, window=8, epochs=1, seed=0)
-    forecaster.fit(load_series_csv(work / "series.csv", "value"), val_frac=0.1, test_frac=0.1)
-    forecaster.save(work / "forecast.safetensors")
-    texts = ["good fine great", "bad awful poor", "great good", "poor bad awful worse"] * 3
-    labels = ["pos", "neg", "pos", "neg"] * 3
-    (work / "reviews.csv").write_text("text,label\n" + "\n".join(f"{t},{l}" for t, l in zip(texts, labels)) + "\n")
-    (work / "other_labels.csv").write_text("text,label\ngood,spam\nbad,ham\n")
-    TextClassifier(cell="gru", hidden=4, embedding_dim=3, epochs=1, seed=0).fit(texts, labels, val_frac=0).save(
-        work / "classify.safetensors")
-    save_model(work / "untasked.safetensors", random_model("rnn"), {"name": "sine-demo"})
-    text = "the quick brown fox jumps over the lazy dog. " * 20
-    (work / "story.txt").write_text(text)
-    (work / "cyrillic.txt").write_text("Жук жужжит, жаба живёт. " * 5)
-    lm = LanguageModel("char", hidden=8, embedding_dim=4, bptt=10, batch_size=4)
-    lm.fit(text, val_frac=0, max_steps=2, progress=False)
-    lm.save(work / "lm.safetensors")
-    return work
-
-
-def test_explain_files_matches_gradient_flow_on_the_tasks_batch(files):
-    from rnnkit.diagnostics.files import explain_files
-    from rnnkit.tasks.forecasting import Forecaster
-
-    report = explain_files(files / "forecast.safetensors", files / "series.csv", batch_size=5)
-    forecaster = Forecaster.load(files / "forecast.safetensors")
-    values = np.sin(np.arange(80) / 3.0)[:, None]
-    x = np.stack([(values[t - 8 : t] - forecaster.scaler_.shift_) / forecaster.scaler_.scale_ for t in range(75, 80)])
-    y = (values[75:80] - forecaster.scaler_.shift_) / forecaster.scaler_.scale_
-    direct = gradient_flow(forecaster.model_, x.astype(np.float32), y.astype(np.float32), "mse")
-    assert report.meta["task"] == "forecast" and report.batch == 5 and report.steps == 8
-    np.testing.assert_allclose(report.cells["0.l0"].dh_norm, direct.cells["0.l0"].dh_norm, rtol=1e-4)
-
-
-def test_explain_files_language_model(files):
-    from rnnkit.diagnostics.files import explain_files
-
-    report = explain_files(files / "lm.safetensors", files / "story.txt", batch_size=5)
-    assert (report.meta["task"], report.batch, report.steps) == ("lm", 5, 10)
-    flow = report.cells["1.l0"]  # Embedding, then the LSTM
-    assert set(flow.gates) == set("ifgo") and np.isfinite(flow.dh_norm).all() and flow.dh_norm.min() > 0
-    with pytest.raises(DataError, match="not in the model's vocabulary"):
-        explain_files(files / "lm.safetensors", files / "cyrillic.txt")
-
-
-def test_cli_explain_happy_paths(files, tmp_path):
-    result = rnnkit("explain", files / "forecast.safetensors", files / "series.csv", "--plot", tmp_path / "f.png",
-                    cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
-    assert "0.l0 (LSTM)" in result.stdout and "|dL/dh_t|" in result.stdout and (tmp_path / "f.png").exists()
-    result = rnnkit("explain", files / "classify.safetensors", files / "reviews.csv", "--json", cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
-    doc = json.loads(result.stdout)
-    assert doc["task"] == "classify" and doc["batch"] == 12
-    flow = doc["cells"]["1.l0"]  # Embedding, then the GRU
-    assert len(flow["dh_norm"]) == doc["steps"] and set(flow["gates"]) == {"r", "z", "n"}
-
-
-@pytest.mark.parametrize("model, data, fragments", [
-    ("untasked.safetensors", "series.csv", ["is a 'sine-demo' model", "explain reads"]),  # a model of no task
-    ("forecast.safetensors", "reviews.csv", ["column", "reviews.csv"]),  # a classifier's data for a forecaster
-])
-def test_cli_explain_errors_are_one_line(files, tmp_path, model, data, fragments):
-    assert_one_line_error(rnnkit("explain", files / model, files / data, cwd=tmp_path), *fragments)
-
-
-@pytest.mark.parametrize("model, data, fragments", [
-    ("reviews.csv", "series.csv", ["reviews.csv"]),  # not a model file at all
-    ("classify.safetensors", "other_labels.csv", ["unknown label"]),
-    ("classify.safetensors", "series.csv", ["text"]),
-    ("forecast.safetensors", "missing.csv", ["missing.csv"]),
-])
-def test_explain_errors_in_process(files, capsys, model, data, fragments):
-    from rnnkit.cli.main import main
-
-    assert main(["explain", str(files / model), str(files / data)]) == 1
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("rnnkit: error:") and all(f in err[0] for f in fragments), err

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from ._validation import check_choice, check_float_array, check_positive_int, check_probability
+from ._validation import check_float_array, check_positive_int, check_probability
 from .errors import ConfigError, DataError, DTypeError, ModelFileError, ShapeError, TrainingError
 
 Arrays = dict[str, np.ndarray]

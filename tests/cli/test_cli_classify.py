@@ -3,24 +3,17 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
-from rnnkit.cli.main import main
 from rnnkit.io.model import save_model
 from rnnkit.layers.dense import Dense
 from rnnkit.layers.recurrent import Recurrent
 from rnnkit.models import Sequential
 from rnnkit.tasks.classification import TextClassifier
+from tests.cli.helpers import assert_one_line_error, rnnkit, run_main
 from tests.tasks.test_classification import NEG, NOISE, POS, make_reviews
-
-
-def rnnkit(*args, cwd, stdin=None):
-    return subprocess.run([sys.executable, "-m", "rnnkit", *map(str, args)], cwd=cwd, capture_output=True, text=True,
-                          input=stdin, timeout=120, check=False)
 
 
 def write_jsonl(path, texts, labels):
@@ -66,42 +59,33 @@ def test_train_then_predict(workdir, trained):
 
 
 def test_cli_options_override_the_preset(workdir, capsys):
-    code = main(["train", "classify", str(workdir / "data.jsonl"), "--epochs", "1", "--cell", "lstm", "--hidden", "6",
-                 "--test-frac", "0", "--out", str(workdir / "lstm.safetensors"), "--no-progress"])
-    assert code == 0, capsys.readouterr().err
+    result = run_main("train", "classify", workdir / "data.jsonl", "--epochs", "1", "--cell", "lstm", "--hidden", "6",
+                      "--test-frac", "0", "--out", workdir / "lstm.safetensors", "--no-progress", capsys=capsys)
+    assert result.returncode == 0, result.stderr
     clf = TextClassifier.load(workdir / "lstm.safetensors")
     assert clf.architecture["cell"] == "lstm" and clf.architecture["hidden"] == [6]
     assert clf.architecture["embedding_dim"] == 8  # still the tutorial preset's
 
 
-def _assert_one_line_error(done, *fragments):
-    assert done.returncode != 0
-    lines = done.stderr.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("rnnkit: error: "), done.stderr
-    assert "Traceback" not in done.stderr
-    for fragment in fragments:
-        assert fragment in lines[0]
-
-
 def test_errors_are_one_line(workdir, trained):
     train = ("train", "classify")
-    _assert_one_line_error(rnnkit(*train, "missing.jsonl", cwd=workdir), "does not exist")
-    _assert_one_line_error(rnnkit(*train, "data.jsonl", "--text-column", "review", cwd=workdir),
-                           "no field 'review'", "['label', 'text']")
+    assert_one_line_error(rnnkit(*train, "missing.jsonl", cwd=workdir), "does not exist")
+    assert_one_line_error(rnnkit(*train, "data.jsonl", "--text-column", "review", cwd=workdir),
+                          "no field 'review'", "['label', 'text']")
     (workdir / "data.csv").write_text("text,label\ngood,pos\nbad,neg\n", encoding="utf-8")
-    _assert_one_line_error(rnnkit(*train, "data.csv", "--label-column", "stars", cwd=workdir),
-                           "column 'stars' is not in", "['text', 'label']")
+    assert_one_line_error(rnnkit(*train, "data.csv", "--label-column", "stars", cwd=workdir),
+                          "column 'stars' is not in", "['text', 'label']")
     write_jsonl(workdir / "one.jsonl", ["good", "great", "fine"], ["pos"] * 3)
-    _assert_one_line_error(rnnkit(*train, "one.jsonl", cwd=workdir), "at least two classes")
+    assert_one_line_error(rnnkit(*train, "one.jsonl", cwd=workdir), "at least two classes")
     (workdir / "empty.jsonl").write_text("\n", encoding="utf-8")
-    _assert_one_line_error(rnnkit(*train, "empty.jsonl", cwd=workdir), "has no records")
+    assert_one_line_error(rnnkit(*train, "empty.jsonl", cwd=workdir), "has no records")
 
     save_model(workdir / "forecast.safetensors", Sequential([Recurrent("gru", 1, 2, return_sequences=False),
                                                              Dense(2, 1)]), {"name": "forecast"})
-    _assert_one_line_error(rnnkit("predict", "forecast.safetensors", "good", cwd=workdir),
-                           "'forecast' model, not a 'classify' one")
+    assert_one_line_error(rnnkit("predict", "forecast.safetensors", "good", cwd=workdir),
+                          "'forecast' model, not a 'classify' one")
     data = bytearray((workdir / "model.safetensors").read_bytes())
     data[-5] ^= 0xFF  # flip one byte of the weights
     (workdir / "corrupt.safetensors").write_bytes(bytes(data))
-    _assert_one_line_error(rnnkit("predict", "corrupt.safetensors", "good", cwd=workdir), "corrupted")
-    _assert_one_line_error(rnnkit("predict", "model.safetensors", cwd=workdir), "at least one TEXT")
+    assert_one_line_error(rnnkit("predict", "corrupt.safetensors", "good", cwd=workdir), "corrupted")
+    assert_one_line_error(rnnkit("predict", "model.safetensors", cwd=workdir), "at least one TEXT")

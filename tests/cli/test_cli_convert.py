@@ -7,32 +7,13 @@ error must exit non-zero with exactly one line on stderr and no traceback.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
 
-from rnnkit.cli.main import main  # noqa: E402
-from rnnkit.io.model import load_model  # noqa: E402
-
-
-def rnnkit(*args: str, cwd) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k != "RNNKIT_DEBUG"}
-    return subprocess.run([sys.executable, "-m", "rnnkit", *map(str, args)], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=120)
-
-
-def assert_one_line_error(returncode: int, stderr: str, *fragments: str) -> None:
-    assert returncode != 0
-    assert "Traceback" not in stderr
-    lines = stderr.strip().splitlines()
-    assert len(lines) == 1, stderr
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
+from rnnkit.io.model import load_model
+from tests.cli.helpers import assert_one_line_error, rnnkit, run_main
 
 
 @pytest.fixture(scope="module")
@@ -79,9 +60,9 @@ def test_errors_are_one_line_in_a_subprocess(work):
     d, _ = work
     result = rnnkit("convert", "net.pt", "x.safetensors", "--arch", "embedding", "--arch", "lstm", "--arch", "linear",
                     cwd=d)
-    assert_one_line_error(result.returncode, result.stderr, "rnnkit: error: --arch 'lstm': module 'gru' holds an nn.GRU")
+    assert_one_line_error(result, "rnnkit: error: --arch 'lstm': module 'gru' holds an nn.GRU")
     result = rnnkit("convert", "missing.pt", "x.safetensors", cwd=d)
-    assert_one_line_error(result.returncode, result.stderr, "rnnkit: error: file not found: missing.pt")
+    assert_one_line_error(result, "rnnkit: error: file not found: missing.pt")
 
 
 @pytest.mark.parametrize("args, fragments", [
@@ -102,12 +83,11 @@ def test_bad_input_exits_with_one_line(work, capsys, monkeypatch, args, fragment
     (d / "corrupt.pt").write_bytes((d / "net.pt").read_bytes()[:200])
     (d / "notes.onnx").write_text("not a protobuf")
     torch.save(torch.nn.Sequential(torch.nn.Conv1d(2, 3, 2)).state_dict(), d / "conv.pt")
-    code = main(["convert", *args])
-    assert_one_line_error(code, capsys.readouterr().err, *fragments)
+    assert_one_line_error(run_main("convert", *args, capsys=capsys), *fragments)
 
 
-def test_help_has_examples():
-    result = subprocess.run([sys.executable, "-m", "rnnkit", "convert", "--help"], capture_output=True, text=True)
+def test_help_has_examples(tmp_path):
+    result = rnnkit("convert", "--help", cwd=tmp_path)
     assert result.returncode == 0
     assert "rnnkit convert lstm.pt lstm.safetensors" in result.stdout
     assert "--arch SPEC" in result.stdout and "--opset" in result.stdout

@@ -7,9 +7,6 @@ exactly one line on stderr and no traceback.
 from __future__ import annotations
 
 import csv
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -17,23 +14,9 @@ import pytest
 from rnnkit.data import load_series_csv
 from rnnkit.io.model import save_model
 from rnnkit.tasks.forecasting import Forecaster
+from tests.cli.helpers import assert_one_line_error, rnnkit
 
 N_ROWS = 240
-
-
-def rnnkit(*args: str, cwd) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k != "RNNKIT_DEBUG"}
-    return subprocess.run([sys.executable, "-m", "rnnkit", *map(str, args)], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=120)
-
-
-def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
-    assert result.returncode != 0, result.stdout
-    assert "Traceback" not in result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    for fragment in fragments:
-        assert fragment in lines[0]
 
 
 def write_csv(path, values, dates) -> None:

@@ -7,9 +7,6 @@ exactly one line on stderr and no traceback.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -19,21 +16,7 @@ from rnnkit import datasets
 from rnnkit.tasks.classification import TextClassifier
 from rnnkit.tasks.forecasting import Forecaster
 from rnnkit.tasks.language_model import LanguageModel
-
-
-def rnnkit(*args: str, cwd) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k != "RNNKIT_DEBUG"}
-    return subprocess.run([sys.executable, "-m", "rnnkit", *map(str, args)], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=120)
-
-
-def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
-    assert result.returncode != 0, result.stdout
-    assert "Traceback" not in result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    for fragment in fragments:
-        assert fragment in lines[0]
+from tests.cli.helpers import assert_one_line_error, rnnkit, run_main
 
 
 @pytest.fixture(scope="module")
@@ -119,7 +102,9 @@ def test_evaluate_classify_matches_the_library(work):
     rows = [json.loads(line) for line in (work / "reviews.jsonl").read_text().splitlines()]
     proba = TextClassifier.load(work / "classify.safetensors").predict_proba([r["text"] for r in rows])
     assert scores["accuracy"] == pytest.approx(np.mean(proba.argmax(1) == [r["label"] for r in rows]))
-    assert "confusion matrix" in rnnkit("evaluate", "classify.safetensors", "reviews.jsonl", cwd=work).stdout
+    table = rnnkit("evaluate", "classify.safetensors", "reviews.jsonl", cwd=work).stdout
+    assert table.startswith(f"reviews.jsonl ({len(rows)} texts): accuracy {scores['accuracy']:.4f}")  # not "held-out"
+    assert "confusion matrix" in table
 
 
 def test_evaluate_rejects_options_of_another_task(work):
@@ -163,7 +148,6 @@ def test_info_describes_a_foreign_safetensors_file(bad_files):
 def test_info_uses_convert_describe_for_foreign_files(bad_files, monkeypatch, capsys):
     """When rnnkit.convert offers describe(path), `info` shows its description of a foreign file."""
     from rnnkit import convert
-    from rnnkit.cli.main import main
 
     seen = []
 
@@ -173,7 +157,8 @@ def test_info_uses_convert_describe_for_foreign_files(bad_files, monkeypatch, ca
 
     monkeypatch.setattr(convert, "describe", describe, raising=False)
     monkeypatch.chdir(bad_files)
-    assert main(["info", "foreign.safetensors", "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["framework"] == "torch"
-    assert main(["info", "corrupted.safetensors"]) == 1  # a damaged rnnkit file is not "foreign"
+    result = run_main("info", "foreign.safetensors", "--json", capsys=capsys)
+    assert result.returncode == 0 and json.loads(result.stdout)["framework"] == "torch"
+    # a damaged rnnkit file is not "foreign"
+    assert_one_line_error(run_main("info", "corrupted.safetensors", capsys=capsys), "sha256 checksum")
     assert seen == ["foreign.safetensors"]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -12,13 +10,9 @@ from rnnkit.io.model import save_model
 from rnnkit.layers.dense import Dense
 from rnnkit.layers.recurrent import Recurrent
 from rnnkit.models import Sequential
+from tests.cli.helpers import assert_one_line_error, rnnkit
 
 TINY = ["--hidden", "32", "--embedding-dim", "16", "--bptt", "20", "--batch-size", "8", "--lr", "0.01"]
-
-
-def rnnkit(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "rnnkit", *args], cwd=cwd, capture_output=True, text=True,
-                          encoding="utf-8", timeout=120)
 
 
 @pytest.fixture(scope="module")
@@ -49,8 +43,8 @@ def test_generate_streams_the_continuation(trained):
 def test_generate_warns_once_about_unknown_prime_characters(trained):
     result = rnnkit("generate", "m.safetensors", "--prime", "zz", "--length", "5", cwd=trained)
     assert result.returncode == 0
-    assert result.stderr.splitlines() == ["rnnkit: warning: 1 prime token(s) are not in the vocabulary and are read "
-                                          "as <unk>: ['z']"]
+    warning = "rnnkit: warning: 1 prime token(s) are not in the vocabulary and are read as <unk>: ['z']"
+    assert result.stderr.splitlines() == [warning]
 
 
 def test_help_has_examples(tmp_path):
@@ -59,21 +53,14 @@ def test_help_has_examples(tmp_path):
         assert result.returncode == 0 and "Examples:" in result.stdout
 
 
-def _one_line_error(result: subprocess.CompletedProcess, match: str) -> None:
-    assert result.returncode != 0
-    assert "Traceback" not in result.stderr
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("rnnkit: error: ") and match in lines[0], result.stderr
-
-
 def test_train_errors(tmp_path):
     (tmp_path / "empty.txt").write_text(" \n\n", encoding="utf-8")
     (tmp_path / "one.txt").write_text("hello\n", encoding="utf-8")
-    _one_line_error(rnnkit("train", "lm", "missing.txt", cwd=tmp_path), "'missing.txt' does not exist")
-    _one_line_error(rnnkit("train", "lm", "empty.txt", cwd=tmp_path), "is empty (or whitespace only)")
-    _one_line_error(rnnkit("train", "lm", "one.txt", "--level", "word", "--val-frac", "0", cwd=tmp_path),
+    assert_one_line_error(rnnkit("train", "lm", "missing.txt", cwd=tmp_path), "'missing.txt' does not exist")
+    assert_one_line_error(rnnkit("train", "lm", "empty.txt", cwd=tmp_path), "is empty (or whitespace only)")
+    assert_one_line_error(rnnkit("train", "lm", "one.txt", "--level", "word", "--val-frac", "0", cwd=tmp_path),
                     "the training text has 1 word tokens, fewer than batch_size + 1")
-    _one_line_error(rnnkit("train", "lm", "one.txt", "--level", "word", "--min-freq", "2", "--val-frac", "0",
+    assert_one_line_error(rnnkit("train", "lm", "one.txt", "--level", "word", "--min-freq", "2", "--val-frac", "0",
                            cwd=tmp_path),
                     "no token occurs at least min_freq=2 times")
 
@@ -86,11 +73,11 @@ def test_generate_errors(tmp_path, trained):
     flipped = bytearray(data)
     flipped[-5] ^= 0xFF
     (tmp_path / "flipped.safetensors").write_bytes(bytes(flipped))
-    _one_line_error(rnnkit("generate", str(forecast), cwd=tmp_path), "it is a 'forecast' model, not a 'lm' one")
-    _one_line_error(rnnkit("generate", "corrupt.safetensors", cwd=tmp_path), "cannot load model file")
-    _one_line_error(rnnkit("generate", "flipped.safetensors", cwd=tmp_path), "checksum")
-    _one_line_error(rnnkit("generate", "nothing.safetensors", cwd=tmp_path), "no such file")
+    assert_one_line_error(rnnkit("generate", str(forecast), cwd=tmp_path), "it is a 'forecast' model, not a 'lm' one")
+    assert_one_line_error(rnnkit("generate", "corrupt.safetensors", cwd=tmp_path), "cannot load model file")
+    assert_one_line_error(rnnkit("generate", "flipped.safetensors", cwd=tmp_path), "checksum")
+    assert_one_line_error(rnnkit("generate", "nothing.safetensors", cwd=tmp_path), "no such file")
     model = str(trained / "m.safetensors")
-    _one_line_error(rnnkit("generate", model, "--temperature", "-1", cwd=tmp_path), "--temperature")
-    _one_line_error(rnnkit("generate", model, "--temperature", "hot", cwd=tmp_path), "--temperature")
-    _one_line_error(rnnkit("generate", model, "--top-p", "0", cwd=tmp_path), "--top-p")
+    assert_one_line_error(rnnkit("generate", model, "--temperature", "-1", cwd=tmp_path), "--temperature")
+    assert_one_line_error(rnnkit("generate", model, "--temperature", "hot", cwd=tmp_path), "--temperature")
+    assert_one_line_error(rnnkit("generate", model, "--top-p", "0", cwd=tmp_path), "--top-p")

@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 
+from rnnkit.data import Vocabulary
 from rnnkit.errors import ConfigError, DataError, DTypeError, ModelFileError
 from rnnkit.io.model import save_model
 from rnnkit.layers.dense import Dense
@@ -93,7 +94,7 @@ def test_padding_never_changes_a_prediction(binary):
     padded = clf.predict_proba([short, longer, longer + " of this story"])[0]  # one batch, padded to the longest
     np.testing.assert_allclose(padded, alone, rtol=1e-6, atol=1e-7)
     # At the model level: the same ids padded with extra <pad> columns, same lengths.
-    ids = clf.vocabulary_.encode(clf._tokenize([short])[0])[None]
+    ids, _ = clf.encode([short])  # (1, 4)
     extra = np.concatenate([ids, np.zeros((1, 9), dtype=np.int64)], axis=1)
     lengths = np.array([ids.shape[1]])
     np.testing.assert_allclose(clf.model_.forward(extra, lengths=lengths), clf.model_.forward(ids, lengths=lengths),
@@ -156,6 +157,17 @@ def test_unknown_tokens_are_scored_and_empty_texts_are_errors(binary):
     assert clf.predict_proba(["zzz qqq xxyy"]).shape == (1, 2)  # all <unk>: scored
     with pytest.raises(DataError, match=r"no tokens .* at index \[1\]"):
         clf.predict(["good", "   "])
+
+
+def test_encode_targets_and_loss_are_what_fit_trains_on(binary):
+    clf, _ = binary
+    ids, lengths = clf.encode(["The film was GOOD!", "dull"])  # lower-cased, "!" split off and unknown
+    token_id = {token: i for i, token in enumerate(clf.vocabulary_.tokens)}
+    first = [token_id[w] for w in ("the", "film", "was", "good")] + [Vocabulary.unk_id]
+    assert ids.tolist() == [first, [token_id["dull"]] + [Vocabulary.pad_id] * 4]
+    assert lengths.tolist() == [5, 1]
+    np.testing.assert_array_equal(clf.targets(["neg", "pos", "pos"]), np.array([[0.0], [1.0], [1.0]], np.float32))
+    assert clf.loss == "binary_cross_entropy_with_logits"
 
 
 def test_evaluate_file(binary, tmp_path):

@@ -88,6 +88,18 @@ def test_scaler_is_fitted_on_the_training_part_only(tmp_path):
                               "feature_range": [0.0, 1.0]}
 
 
+def test_windows_of_are_the_scaled_differenced_windows():
+    y = seasonal_series(200)
+    f = quick(difference=1).fit(y, progress=False)
+    x, targets = f.windows_of(y, last=3)
+    z = (np.diff(y) - f.scaler_.shift_[0]) / f.scaler_.scale_[0]  # z_t = scaled u_t = y_t - y_{t-1}, at z[t - 1]
+    expected_x = np.stack([z[t - 1 - f.window : t - 1] for t in (197, 198, 199)])[..., None]  # (3, W, 1)
+    np.testing.assert_allclose(x, expected_x, rtol=1e-5)
+    np.testing.assert_allclose(targets, z[[196, 197, 198], None], rtol=1e-5)
+    assert x.dtype == targets.dtype == f.model_.layers[-1].dtype
+    assert len(f.windows_of(y)[0]) == 200 - f.context  # every target after the first context
+
+
 def test_evaluate_matches_hand_computed_baselines():
     y = seasonal_series(200)
     f = quick(season=12).fit(y, progress=False)

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from rnnkit.data.vocab import Vocabulary
 from rnnkit.errors import ConfigError, DataError, DTypeError, ModelFileError
 from rnnkit.io.model import save_model
 from rnnkit.layers.dense import Dense
@@ -61,6 +62,14 @@ def test_evaluate_equals_the_cross_entropy_of_one_full_forward(hello_lm):
     got = hello_lm.evaluate(text)
     assert got["cross_entropy"] == pytest.approx(expected, rel=1e-5)
     assert got["perplexity"] == pytest.approx(math.exp(expected), rel=1e-5)
+
+
+def test_encode_and_loss(hello_lm):
+    token_id = {token: i for i, token in enumerate(hello_lm.vocab.tokens)}
+    assert hello_lm.encode("held!").tolist() == [token_id[c] for c in "held"] + [Vocabulary.unk_id]
+    assert hello_lm.loss == "cross_entropy"
+    with pytest.raises(ConfigError, match="no vocabulary yet"):
+        LanguageModel("char").encode("hello")
 
 
 def test_generation_by_step_matches_full_forward(hello_lm):
@@ -302,6 +311,9 @@ def test_vector_head_regresses_fixed_vectors_and_decodes_by_cosine(tmp_path):
     out = lm.model.forward(lm.vocab.encode("and the dog".split())[None])[0, -1]
     cosines = [out @ v / (np.linalg.norm(out) * np.linalg.norm(v)) for v in wv.vectors]
     assert words[int(np.argmax(cosines))] == "sat"  # decoding, computed independently
+    ids = lm.encode("the dog")  # the loss: mean over (B, T, E) of (prediction - next word's vector)^2
+    loss, _ = lm.loss(out[None, None], ids[None, 1:])
+    assert loss == pytest.approx(np.mean((out - wv.vectors[words.index("dog")]) ** 2), rel=1e-5)
     lm.save(tmp_path / "v.safetensors")
     loaded = LanguageModel.load(tmp_path / "v.safetensors")
     kwargs = dict(length=10, temperature=0.05, seed=2)

@@ -1,6 +1,5 @@
 """Checkpoints: a run killed (SIGKILL) or interrupted (SIGINT) and resumed ends bit-identical."""
 
-import os
 import signal
 import subprocess
 import sys

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any
 
 import click
 from click.core import ParameterSource
@@ -14,6 +13,7 @@ from ..data.text import TOKENIZERS
 from ..tasks.classification import PRESETS, TextClassifier, stratified_split
 from .main import cli, train
 from .options import checkpoint_path, train_options
+from .reports import classify_table
 
 # Options that override the preset's architecture only when given on the command line.
 _ARCHITECTURE = ("cell", "hidden", "layers")
@@ -79,7 +79,7 @@ def train_classify(data: str, text_column: str, label_column: str, tokenizer: st
                f"loss {last['loss']:.4f}{val_loss}")
     if len(test_idx):
         scores = classifier.evaluate([texts[i] for i in test_idx], [labels[i] for i in test_idx])
-        click.echo(format_scores(scores))
+        click.echo(classify_table(scores, "held-out test set"))
     click.echo(f"saved {out}")
 
 
@@ -117,18 +117,3 @@ def _read_lines(path: str) -> list[str]:
     """Non-blank lines of a UTF-8 file, or of standard input for ``-``."""
     text = sys.stdin.read() if path == "-" else load_text(path)
     return [line for line in text.split("\n") if line.strip()]
-
-
-def format_scores(scores: dict[str, Any]) -> str:
-    """Held-out metrics and the confusion matrix (rows: true label, columns: predicted) as text."""
-    which = (f"positive class {scores['positive_label']!r}" if scores["average"] == "binary"
-             else "macro average over classes")
-    summary = (f"held-out test set ({scores['n']} texts): accuracy {scores['accuracy']:.4f}, "
-               f"precision {scores['precision']:.4f}, recall {scores['recall']:.4f}, f1 {scores['f1']:.4f} ({which})")
-    lines = [summary, "confusion matrix (rows: true label, columns: predicted):"]
-    names = [str(c) for c in scores["labels"]]
-    width = max(len(s) for s in names + [str(v) for row in scores["confusion_matrix"] for v in row]) + 2
-    lines.append(" " * width + "".join(name.rjust(width) for name in names))
-    lines += [name.rjust(width) + "".join(str(v).rjust(width) for v in row)
-              for name, row in zip(names, scores["confusion_matrix"])]
-    return "\n".join(lines)

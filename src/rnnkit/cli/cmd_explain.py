@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ..diagnostics.files import explain_files
+from ..tasks.explain import explain_files
 from .main import cli
 
 

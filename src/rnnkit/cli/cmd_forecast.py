@@ -15,6 +15,7 @@ from ..tasks.forecasting import Forecaster, future_times
 from ..tasks.plotting import plot_forecast
 from .main import cli, train
 from .options import checkpoint_path, train_options
+from .reports import forecast_table
 
 
 def _note(message: str) -> None:
@@ -27,21 +28,6 @@ def _load(path: str, columns: tuple[str, ...], time_column: str | None, interpol
     for note in data.notes:
         _note(note)
     return data
-
-
-def _scores_table(scores: dict) -> str:
-    """The evaluation as a small fixed-width table: model vs naive vs seasonal naive."""
-    rows = [("model", scores["model"]), ("naive", scores["naive"])]
-    if scores["seasonal_naive"] is not None:
-        rows.append((f"seasonal naive (m={scores['season']})", scores["seasonal_naive"]))
-    width = max(len(name) for name, _ in rows) + 2
-    lines = [f"one-step forecasts of the {scores['split']} part ({scores['n']} values, original units):",
-             f"{'':{width}}{'MAE':>12}{'RMSE':>12}{'MASE':>8}"]
-    lines += [f"{name:{width}}{s['mae']:>12.4g}{s['rmse']:>12.4g}{s['mase']:>8.3f}" for name, s in rows]
-    if scores["seasonal_naive"] is None:
-        lines.append("(no seasonal-naive row: no season found; set one with --season N)")
-    lines.append("MASE < 1: better than the naive forecast's error on the training part.")
-    return "\n".join(lines)
 
 
 @train.command("forecast")
@@ -93,7 +79,7 @@ def train_forecast(data, columns, target, time_column, window, difference, seaso
         val = f", val loss {last['val_loss']:.4g}" if "val_loss" in last else ""
         click.echo(f"trained {len(rows)} epoch(s): loss {last['loss']:.4g}{val} (scaled units)")
     if test_frac > 0:
-        click.echo(_scores_table(forecaster.evaluate(series, split="test")))
+        click.echo(forecast_table(forecaster.evaluate(series, split="test")))
     forecaster.save(out)
     click.echo(f"saved {out}")
 

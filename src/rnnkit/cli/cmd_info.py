@@ -19,6 +19,7 @@ from ..errors import ModelFileError, RnnkitError
 from ..io.model import load_model
 from ..io.safefile import read_tensors
 from .main import cli
+from .reports import classify_table, forecast_table, lm_line
 
 TASK_OPTIONS = {  # evaluate's options that only apply to one task
     "forecast": ("columns", "time_column", "split"),
@@ -160,22 +161,13 @@ def evaluate_model(model: str, data: str, task: str | None, *, columns: tuple[st
                          f"{sorted(TASK_OPTIONS)} models. Hint: `rnnkit info {model}` shows what the file holds")
 
 
-def format_evaluation(task: str, scores: dict[str, Any]) -> str:
-    """The scores as the task's own table."""
+def format_evaluation(task: str, scores: dict[str, Any], data: str) -> str:
+    """The scores of the model on the file ``data`` as the task's own report."""
     if task == "forecast":
-        from .cmd_forecast import _scores_table
-
-        return _scores_table(scores)
+        return forecast_table(scores)
     if task == "classify":
-        from .cmd_classify import format_scores
-
-        return format_scores(scores)
-    if "cross_entropy" not in scores:  # a word-vector head: no probabilities
-        return (f"{scores['tokens']:,} tokens: mse {scores['mse']:.4f}, "
-                f"nearest word = next word {scores['accuracy']:.1%}")
-    per_word = f", {scores['bits_per_token']:.3f} bits/word" if "bits_per_token" in scores else ""
-    return (f"{scores['tokens']:,} tokens: cross-entropy {scores['cross_entropy']:.4f} nats/token, "
-            f"perplexity {scores['perplexity']:.3f}, {scores['bits_per_char']:.3f} bits/char{per_word}")
+        return classify_table(scores, Path(data).name)
+    return lm_line(scores, f"{scores['tokens']:,} tokens")
 
 
 @cli.command("evaluate")
@@ -211,4 +203,4 @@ def evaluate(model: str, data: str, as_json: bool, **options: Any) -> None:
         click.echo(json.dumps({"task": task, "model_file": model, "data_file": data, **scores}, indent=2,
                               ensure_ascii=False, default=str))
     else:
-        click.echo(format_evaluation(task, scores))
+        click.echo(format_evaluation(task, scores, data))

@@ -11,6 +11,7 @@ from ..data.text import load_text
 from ..tasks.language_model import LanguageModel
 from .main import cli, train
 from .options import checkpoint_path, train_options
+from .reports import lm_line
 
 SAMPLE_LENGTH = 200
 
@@ -60,15 +61,7 @@ def train_lm(text, level, tokenizer, bptt, embedding_dim, vectors, head, dropout
     lm.save(out)
     click.echo(f"vocabulary: {len(lm.vocab)} {level} tokens; model saved to {out}")
     temperature = 0.8 if head == "softmax" else 0.05  # a vector model scores words by cosine, in [-1, 1]
-    if lm.metrics is None:
-        click.echo("held-out: none (--val-frac 0)")
-    elif head == "vector":
-        click.echo(f"held-out: mse {lm.metrics['mse']:.4f}, nearest word = next word {lm.metrics['accuracy']:.1%}")
-    else:
-        m = lm.metrics
-        per_token = "" if level == "char" else f", {m['bits_per_token']:.3f} bits/word"
-        click.echo(f"held-out: cross-entropy {m['cross_entropy']:.4f} nats/token, perplexity {m['perplexity']:.3f}, "
-                   f"{m['bits_per_char']:.3f} bits/char{per_token}")
+    click.echo("held-out: none (--val-frac 0)" if lm.metrics is None else lm_line(lm.metrics, "held-out"))
     click.echo(f"sample (temperature {temperature}):")
     click.echo("".join(lm.generate(length=SAMPLE_LENGTH, temperature=temperature, seed=seed)))
 

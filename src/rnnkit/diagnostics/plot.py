@@ -3,34 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..errors import ConfigError
-from ..io.atomic import atomic_write
+from ..plotting import figure, save
 
 if TYPE_CHECKING:
     from .flow import Report
-
-
-def figure(width: float, height: float) -> Any:
-    """A matplotlib Figure not attached to pyplot (it renders with Agg), or a ConfigError naming the extra."""
-    try:
-        from matplotlib.figure import Figure
-    except ImportError:
-        raise ConfigError("plotting needs matplotlib, which is not installed; pip install rnnkit[plot]") from None
-    return Figure(figsize=(width, height), layout="constrained")
-
-
-def save(fig: Any, path: str | Path) -> None:
-    """Write ``fig`` atomically in the format of ``path``'s suffix (.png, .svg, .pdf, ...)."""
-    fmt = Path(path).suffix.lstrip(".").lower() or "png"
-    if fmt not in fig.canvas.get_supported_filetypes():
-        raise ConfigError(f"cannot draw a plot as {str(path)!r}: unknown image type {fmt!r}; "
-                          f"use one of {sorted(fig.canvas.get_supported_filetypes())}, e.g. report.png")
-    with atomic_write(path, "wb") as fh:
-        fig.savefig(fh, format=fmt, dpi=110)
 
 
 def plot_report(report: Report, path: str | Path) -> None:
@@ -47,7 +27,7 @@ def plot_report(report: Report, path: str | Path) -> None:
         ax[0, 1].plot(t, c.jacobian_norm, color=color, label=name)
         ax[0, 2].semilogy(np.arange(len(c.product_norm)), c.product_norm, color=color, label=name)
         for k, (gate, stats) in enumerate(c.gates.items()):
-            style = dict(color=color, linestyle=("-", "--", ":", "-.")[k % 4], label=f"{name} {gate}")
+            style = {"color": color, "linestyle": ("-", "--", ":", "-.")[k % 4], "label": f"{name} {gate}"}
             ax[1, 0].plot(t, stats["mean"], **style)
             if "saturated" in stats:
                 ax[1, 1].plot(t, stats["saturated"], **style)

@@ -31,14 +31,8 @@ from typing import Any
 
 import numpy as np
 
-from .. import metrics, optim, train
-from .._validation import (
-    as_rng,
-    check_choice,
-    check_optional_positive,
-    check_positive_int,
-    check_probability,
-)
+from .. import metrics
+from .._validation import as_rng, check_choice, check_positive_int, check_probability
 from ..data import (
     LabelEncoder,
     Tokenizer,
@@ -48,14 +42,20 @@ from ..data import (
     pad_sequences,
 )
 from ..data.text import TOKENIZERS
-from ..errors import ConfigError, DataError, DTypeError, ModelFileError
-from ..io.model import load_model, save_model
+from ..errors import ConfigError, DataError, DTypeError
+from ..io.model import save_model
 from ..layers.dense import Dense
 from ..layers.dropout import Dropout
 from ..layers.embedding import Embedding
 from ..layers.recurrent import CELLS, Recurrent
 from ..models import Sequential
 from ..ops import sigmoid, softmax
+from ._common import (
+    check_training,
+    fit_with_early_stopping,
+    load_task_model,
+    reading_task_document,
+)
 
 TASK = "classify"
 _TASK_KEYS = ("tokenizer", "vocabulary", "label_encoder", "max_len", "config")
@@ -141,14 +141,8 @@ class TextClassifier:
         self.embedding_dim = None if embedding_dim is None else int(embedding_dim)
         self.bidirectional = None if bidirectional is None else bool(bidirectional)
         self.dropout = None if dropout is None else float(dropout)
-        self.lr = check_optional_positive(lr, "lr")
-        if self.lr is None:
-            raise ConfigError("lr must be a positive number, got None")
-        self.epochs = check_positive_int(epochs, "epochs")
-        self.batch_size = check_positive_int(batch_size, "batch_size")
-        self.patience = check_positive_int(patience, "patience")
-        self.clip_norm = check_optional_positive(clip_norm, "clip_norm")
-        self.seed = check_positive_int(seed, "seed", minimum=0)
+        self.lr, self.epochs, self.batch_size, self.patience, self.clip_norm, self.seed = check_training(
+            lr, epochs, batch_size, patience, clip_norm, seed)
         self.model_: Sequential | None = None
 
     def get_params(self) -> dict[str, Any]:
@@ -190,16 +184,11 @@ class TextClassifier:
         self.vocabulary_ = Vocabulary.build(chain.from_iterable(tokens[i] for i in train_idx),
                                             max_size=self.max_vocab, min_freq=self.min_freq)
         self.model_ = self._build_model(len(self.vocabulary_))
-        x, lengths = pad_sequences([self.vocabulary_.encode(t) for t in tokens], self.max_len)
-        targets = self._targets(y)
-        validation, early_stopping = None, None
-        if len(val_idx):
-            validation = (x[val_idx], targets[val_idx], lengths[val_idx])
-            early_stopping = train.EarlyStopping(monitor="val_loss", patience=self.patience, restore_best=True)
-        self.history_ = train.fit(
-            self.model_, x[train_idx], targets[train_idx], lengths=lengths[train_idx], loss=self._loss,
-            optimizer=optim.Adam(self.model_.params, lr=self.lr), epochs=self.epochs, batch_size=self.batch_size,
-            validation_data=validation, early_stopping=early_stopping, clip_norm=self.clip_norm, seed=self.seed,
+        x, lengths = self._pad(tokens)
+        targets = self.targets(labels)
+        validation = (x[val_idx], targets[val_idx], lengths[val_idx]) if len(val_idx) else None
+        self.history_ = fit_with_early_stopping(
+            self.model_, x[train_idx], targets[train_idx], validation, self, loss=self.loss, lengths=lengths[train_idx],
             checkpoint=checkpoint, resume=resume, max_time=max_time, progress=progress,
         )
         return self
@@ -209,11 +198,13 @@ class TextClassifier:
         return len(self.classes_) == 2
 
     @property
-    def _loss(self) -> str:
+    def loss(self) -> str:
+        """The training loss: ``"binary_cross_entropy_with_logits"`` for two classes, else ``"cross_entropy"``."""
         return "binary_cross_entropy_with_logits" if self._binary else "cross_entropy"
 
-    def _targets(self, y: np.ndarray) -> np.ndarray:
-        """Class ids -> what the loss takes: float (N, 1) for binary, int ids (N,) for multi-class."""
+    def targets(self, labels: Sequence[str | int]) -> np.ndarray:
+        """Labels -> what :attr:`loss` takes: float (N, 1) of class 1 for binary, class ids (N,) for multi-class."""
+        y = self.label_encoder_.transform(labels)  # (N,) class ids
         return y[:, None].astype(np.float32) if self._binary else y
 
     def _build_model(self, vocab_size: int) -> Sequential:
@@ -233,6 +224,14 @@ class TextClassifier:
         return Sequential(stack, name=f"text_classifier_{self.preset}")
 
     # ---- using the model ----------------------------------------------------------------------
+
+    def encode(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """The model's input for ``texts``: token ids ``(N, T)`` padded at the end and ``lengths (N,)``.
+
+        T is the longest text's token count, at most ``max_len`` (longer texts keep their last tokens).
+        """
+        self._check_fitted()
+        return self._pad(self._tokenize(_check_texts(texts, "texts")))
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         """Class probabilities ``(N, K)``, columns in the order of ``classes_`` (binary: ``[1 - p, p]``)."""
@@ -272,15 +271,13 @@ class TextClassifier:
 
     def _logits(self, texts: Sequence[str]) -> np.ndarray:
         """Model outputs for ``texts``, computed in batches of similar length (less padding, same values)."""
-        self._check_fitted()
-        texts = _check_texts(texts, "texts")
-        seqs = [self.vocabulary_.encode(t) for t in self._tokenize(texts)]
-        order = np.argsort([len(s) for s in seqs], kind="stable")
-        out = np.empty((len(seqs), self.model_.layers[-1].out_features))  # (N, 1) or (N, K)
-        for start in range(0, len(seqs), self.batch_size):
+        ids, lengths = self.encode(texts)  # (N, T), (N,)
+        order = np.argsort(lengths, kind="stable")
+        out = np.empty((len(ids), self.model_.layers[-1].out_features))  # (N, 1) or (N, K)
+        for start in range(0, len(ids), self.batch_size):
             chunk = order[start : start + self.batch_size]
-            ids, lengths = pad_sequences([seqs[i] for i in chunk], self.max_len)
-            out[chunk] = self.model_.forward(ids, lengths=lengths)
+            T = lengths[chunk].max()  # the chunk padded to its own longest text
+            out[chunk] = self.model_.forward(ids[chunk, :T], lengths=lengths[chunk])
         return out
 
     def _tokenize(self, texts: list[str]) -> list[list[str]]:
@@ -294,6 +291,10 @@ class TextClassifier:
                 "a classifier needs at least one token per text: drop or fill them"
             )
         return tokens
+
+    def _pad(self, tokens: list[list[str]]) -> tuple[np.ndarray, np.ndarray]:
+        """Token lists -> ids ``(N, T)`` padded at the end and ``lengths (N,)`` (see :meth:`encode`)."""
+        return pad_sequences([self.vocabulary_.encode(t) for t in tokens], self.max_len)
 
     def _check_fitted(self) -> None:
         if self.model_ is None:
@@ -314,18 +315,11 @@ class TextClassifier:
     @classmethod
     def load(cls, path: str | Path) -> TextClassifier:
         """Read a model file written by :meth:`save`; raises ModelFileError for any other file."""
-        model, task = load_model(path, task=TASK)
-        missing = [key for key in _TASK_KEYS if key not in task]
-        if missing:
-            raise ModelFileError(f"cannot load classify model '{path}': its task document lacks {missing}. "
-                                 "Hint: re-train and save it with this version of rnnkit")
-        try:
+        model, task = load_task_model(path, TASK, _TASK_KEYS)
+        with reading_task_document(path, TASK):
             classifier = cls(**task["config"])
             classifier.vocabulary_ = Vocabulary.from_dict(task["vocabulary"])
             classifier.label_encoder_ = LabelEncoder.from_dict(task["label_encoder"])
-        except (ConfigError, DTypeError, TypeError, ValueError) as exc:
-            raise ModelFileError(f"cannot load classify model '{path}': its task document is invalid ({exc}). "
-                                 "Hint: re-train and save it") from None
         classifier.classes_ = list(classifier.label_encoder_.classes_)
         classifier.model_, classifier.history_ = model, None
         return classifier

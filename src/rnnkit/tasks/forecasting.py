@@ -35,16 +35,22 @@ from typing import Any
 
 import numpy as np
 
-from .. import metrics, optim, train
-from .._validation import check_choice, check_optional_positive, check_positive_int, check_probability
+from .. import metrics
+from .._validation import check_choice, check_positive_int, check_probability
 from ..data import SeriesData, chronological_split, detect_season, windows
 from ..data.scaling import SCALERS, scaler_from_dict
-from ..errors import ConfigError, DataError, DTypeError, ModelFileError, ShapeError
-from ..io.model import load_model, save_model
+from ..errors import ConfigError, DataError, DTypeError, ShapeError
+from ..io.model import save_model
 from ..layers.dense import Dense
 from ..layers.dropout import Dropout
 from ..layers.recurrent import Recurrent
 from ..models import Sequential
+from ._common import (
+    check_training,
+    fit_with_early_stopping,
+    load_task_model,
+    reading_task_document,
+)
 
 TASK = "forecast"
 SPLITS = ("train", "val", "test", "all")
@@ -104,19 +110,13 @@ class Forecaster:
         self.window = check_positive_int(window, "window")
         self.scaler = check_choice(scaler, "scaler", sorted(SCALERS))
         self.dropout = check_probability(dropout, "dropout")
-        self.lr = check_optional_positive(lr, "lr")
-        if self.lr is None:
-            raise ConfigError("lr must be a positive number, got None")
-        self.epochs = check_positive_int(epochs, "epochs")
-        self.batch_size = check_positive_int(batch_size, "batch_size")
-        self.patience = check_positive_int(patience, "patience")
-        self.clip_norm = check_optional_positive(clip_norm, "clip_norm")
+        self.lr, self.epochs, self.batch_size, self.patience, self.clip_norm, self.seed = check_training(
+            lr, epochs, batch_size, patience, clip_norm, seed)
         self.difference = check_positive_int(difference, "difference", minimum=0)
         self.season = None if season is None else check_positive_int(season, "season")
         if target is not None and (isinstance(target, bool) or not isinstance(target, (str, int, np.integer))):
             raise ConfigError(f"target must be a column name, a column index or None (every column), got {target!r}")
         self.target = target
-        self.seed = check_positive_int(seed, "seed", minimum=0)
         self.model_: Sequential | None = None
 
     def get_params(self) -> dict[str, Any]:
@@ -160,16 +160,9 @@ class Forecaster:
 
         self.model_ = self._build_model(len(columns), len(self.targets_))
         x, y = self._windows(z, parts["train"])
-        validation, early_stopping = None, None
-        if parts["val"].stop > parts["val"].start:
-            validation = self._windows(z, parts["val"])
-            early_stopping = train.EarlyStopping(monitor="val_loss", patience=self.patience, restore_best=True)
-        self.history_ = train.fit(
-            self.model_, x, y, loss="mse", optimizer=optim.Adam(self.model_.params, lr=self.lr),
-            epochs=self.epochs, batch_size=self.batch_size, validation_data=validation,
-            early_stopping=early_stopping, clip_norm=self.clip_norm, seed=self.seed,
-            checkpoint=checkpoint, resume=resume, max_time=max_time, progress=progress,
-        )
+        validation = self._windows(z, parts["val"]) if parts["val"].stop > parts["val"].start else None
+        self.history_ = fit_with_early_stopping(self.model_, x, y, validation, self, loss="mse", checkpoint=checkpoint,
+                                                resume=resume, max_time=max_time, progress=progress)
         return self
 
     def _build_model(self, n_inputs: int, n_targets: int) -> Sequential:
@@ -228,6 +221,16 @@ class Forecaster:
         return values[t - self.difference][:, self.targets_] + u_hat  # x̂_t = x_{t-d} + û_t
 
     # ---- using the model ----------------------------------------------------------------------
+
+    def windows_of(self, series: np.ndarray | SeriesData, last: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """The model's inputs and targets for the last ``last`` target steps of ``series`` (None: all).
+
+        Returns ``x`` (M, W, k), the scaled windows ``z_{t-W} .. z_{t-1}``, and ``y`` (M, |J|), the
+        scaled values ``z_{t,J}`` they predict, in the model's dtype: exactly what :meth:`fit` trains on.
+        """
+        values = self._check_input(series, minimum=self.context + 1)
+        first = self.context if last is None else max(self.context, len(values) - check_positive_int(last, "last"))
+        return self._windows(self._scaled(values), slice(first, len(values)))
 
     def predict(self, series: np.ndarray | SeriesData) -> np.ndarray:
         """One-step forecasts ``x̂_t`` of every value after the first context, t = C .. N-1 (C = :attr:`context`).
@@ -336,19 +339,12 @@ class Forecaster:
     @classmethod
     def load(cls, path: str | Path) -> Forecaster:
         """Read a model file written by :meth:`save`; raises ModelFileError for any other file."""
-        model, task = load_model(path, task=TASK)
-        missing = [key for key in _TASK_KEYS if key not in task]
-        if missing:
-            raise ModelFileError(f"cannot load forecast model '{path}': its task document lacks {missing}. "
-                                 "Hint: re-train and save it with this version of rnnkit")
-        try:
+        model, task = load_task_model(path, TASK, _TASK_KEYS)
+        with reading_task_document(path, TASK):
             forecaster = cls(**task["config"])
             forecaster.scaler_ = scaler_from_dict(task["scaler"])
             forecaster.columns_ = tuple(task["columns"])
             forecaster.targets_ = [forecaster.columns_.index(name) for name in task["targets"]]
-        except (ConfigError, TypeError, ValueError) as exc:
-            raise ModelFileError(f"cannot load forecast model '{path}': its task document is invalid ({exc}). "
-                                 "Hint: re-train and save it") from None
         forecaster.model_, forecaster.season_, forecaster.split_ = model, task["season"], task["split"]
         forecaster.time_column_, forecaster.history_ = task.get("time_column"), None
         return forecaster

@@ -28,7 +28,7 @@ from __future__ import annotations
 import math
 import os
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -197,7 +197,7 @@ class LanguageModel:
         if len(train_ids) < self.batch_size + 1:
             raise DataError(f"the training text has {len(train_ids)} {self.level} tokens, fewer than batch_size + 1 = "
                             f"{self.batch_size + 1}; give more text or lower batch_size")
-        val_ids = self.vocab.encode(self._tokenize(val_text)) if val_text else None
+        val_ids = self.encode(val_text) if val_text else None
         if val_ids is not None and len(val_ids) < self.batch_size + 1:
             raise DataError(f"the held-out tail (val_frac={val_frac}) has {len(val_ids)} tokens, fewer than "
                             f"batch_size + 1 = {self.batch_size + 1}; raise val_frac, lower batch_size, "
@@ -207,7 +207,7 @@ class LanguageModel:
         softmax = self.head == "softmax"  # (validation during fit_stream reports cross-entropy)
         history = fit_stream(
             self.model, train_ids, batch_size=self.batch_size, bptt=self.bptt, epochs=epochs,
-            loss="cross_entropy" if softmax else self._vector_loss, optimizer=optim.Adam(self.model.params, lr=self.lr),
+            loss=self.loss, optimizer=optim.Adam(self.model.params, lr=self.lr),
             validation_tokens=val_ids if softmax else None, clip_norm=self.clip_norm,
             seed=self.seed, checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume,
             max_time=max_time, max_steps=max_steps, progress=progress)
@@ -222,10 +222,21 @@ class LanguageModel:
         """
         self._check_fitted()
         text = _check_text(text, "text")
-        ids = self.vocab.encode(self._tokenize(text))
+        ids = self.encode(text)
         if len(ids) < 2:
             raise DataError(f"evaluate needs at least 2 tokens (one to read, one to predict), got {len(ids)}")
         return self._evaluate_ids(ids, len(text))
+
+    def encode(self, text: str) -> np.ndarray:
+        """The token ids ``(N,)`` of ``text`` in this model's vocabulary (unknown tokens: ``<unk>``)."""
+        if self.vocab is None:
+            raise ConfigError("this LanguageModel has no vocabulary yet; call fit(text) or LanguageModel.load(path)")
+        return self.vocab.encode(self._tokenize(text))
+
+    @property
+    def loss(self) -> str | Callable[..., tuple[float, np.ndarray]]:
+        """The training loss: ``"cross_entropy"`` of the logits, or (vector head) the MSE to the next word's vector."""
+        return "cross_entropy" if self.head == "softmax" else self._vector_loss
 
     def _evaluate_ids(self, ids: np.ndarray, n_chars: int) -> dict[str, float]:
         batch = max(1, min(self.batch_size, (len(ids) - 1) // self.bptt))  # rows of >= bptt steps when possible

@@ -1,8 +1,4 @@
-"""Plots for the tasks, drawn with matplotlib's Agg renderer (no display, no global pyplot state).
-
-matplotlib is an optional dependency (``pip install rnnkit[plot]``), imported only when a plot
-is asked for.
-"""
+"""Plots for the tasks, drawn on :func:`rnnkit.plotting.figure` (matplotlib Agg, imported only when asked for)."""
 
 from __future__ import annotations
 
@@ -10,17 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ConfigError
-from ..io.atomic import atomic_write
-
-
-def _figure(width: float, height: float):
-    """A matplotlib Figure not attached to pyplot (it renders with Agg), or a ConfigError."""
-    try:
-        from matplotlib.figure import Figure
-    except ImportError:
-        raise ConfigError("plotting needs matplotlib, which is not installed; pip install rnnkit[plot]") from None
-    return Figure(figsize=(width, height), layout="constrained")
+from ..plotting import figure, save
 
 
 def plot_forecast(
@@ -37,7 +23,7 @@ def plot_forecast(
     steps 0 .. S-1. ``names`` label the k columns. The file format follows the suffix of ``path``
     (``.png``, ``.svg``, ``.pdf``); the file is written atomically.
     """
-    fig = _figure(9, 4)
+    fig = figure(9, 4)
     history, forecast = np.asarray(history, float), np.asarray(forecast, float)
     history = history.reshape(len(history), -1)  # (H, k)
     forecast = forecast.reshape(len(forecast), -1)  # (S, k)
@@ -54,9 +40,4 @@ def plot_forecast(
     ax.axvline(-0.5, color="grey", linewidth=0.8)
     ax.set(title=title, xlabel="step (0 = first forecast)", ylabel=names[0] if len(names) == 1 else "value")
     ax.legend(loc="best")
-    fmt = Path(path).suffix.lstrip(".").lower() or "png"
-    if fmt not in fig.canvas.get_supported_filetypes():
-        raise ConfigError(f"cannot draw a plot as {str(path)!r}: unknown image type {fmt!r}; "
-                          f"use one of {sorted(fig.canvas.get_supported_filetypes())}, e.g. forecast.png")
-    with atomic_write(path, "wb") as fh:
-        fig.savefig(fh, format=fmt, dpi=120)
+    save(fig, path, dpi=120)

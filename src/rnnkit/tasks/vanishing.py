@@ -26,7 +26,7 @@ import numpy as np
 from .. import init, optim
 from .._validation import as_rng, check_positive_int
 from ..diagnostics import gradient_flow
-from ..diagnostics.plot import figure, save
+from ..plotting import figure, save
 from ..layers import Dense, Recurrent
 from ..models import Sequential
 from ..train import Trainer
