@@ -14,6 +14,9 @@ last 5 %, scored identically for both frameworks (32 contiguous rows, state carr
 
     python -m bench.quality_lm --seconds 900            # the issue's target: 15 minutes per run
     python -m bench.quality_lm --seconds 180 --json /tmp/quality_lm.json
+    python -m bench.quality_lm --seconds 120 --batch-size 64 --runs rnnkit,torch   # training speed
+
+Each run also reports its training speed in characters per second (steps x batch x bptt / seconds).
 
 Data: shared/data beside the repository (see its README).
 """
@@ -44,6 +47,11 @@ def load_book(name: str) -> tuple[str, str]:
     return text[:cut], text[cut:]
 
 
+def chars_per_second(steps: int, seconds: float) -> float:
+    """Training throughput: every step reads batch_size rows of bptt characters."""
+    return steps * ARCH["batch_size"] * ARCH["bptt"] / seconds
+
+
 def run_rnnkit(book: str, seconds: float, hidden: int, eval_chars: int, prime: str) -> dict:
     import tempfile
 
@@ -61,7 +69,7 @@ def run_rnnkit(book: str, seconds: float, hidden: int, eval_chars: int, prime: s
     metrics = lm.evaluate(held_out[:eval_chars])
     sample = "".join(lm.generate(prime, 400, temperature=0.8, seed=0))
     return {"framework": "rnnkit", "book": book, "train_seconds": round(trained, 1), "steps": steps,
-            "epochs_completed": len(history.rows),
+            "chars_per_second": chars_per_second(steps, trained), "epochs_completed": len(history.rows),
             "vocab": len(lm.vocab), "params": lm.model.num_params(),
             "bits_per_char": metrics["bits_per_char"], "sample": prime + sample}
 
@@ -116,7 +124,7 @@ def run_torch(book: str, seconds: float, hidden: int, eval_chars: int) -> dict:
                                                  reduction="sum").item()
             count += y.size
     return {"framework": "torch", "book": book, "train_seconds": round(trained, 1), "steps": steps,
-            "torch_threads": torch.get_num_threads(), "bits_per_char": total / count / math.log(2)}
+            "chars_per_second": chars_per_second(steps, trained), "torch_threads": torch.get_num_threads(), "bits_per_char": total / count / math.log(2)}
 
 
 def worker(args: argparse.Namespace) -> dict:
@@ -131,22 +139,25 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=900.0, help="training wall time per run (default 900)")
     parser.add_argument("--hidden", type=int, default=256, help="LSTM units per layer (default 256)")
     parser.add_argument("--eval-chars", type=int, default=100_000, help="held-out characters scored")
+    parser.add_argument("--batch-size", type=int, default=ARCH["batch_size"], help="stream rows per step (default 32)")
     parser.add_argument("--runs", default="rnnkit,torch,hlm", help="comma list of rnnkit, torch, hlm")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     parser.add_argument("--worker", choices=["rnnkit", "torch", "hlm"], help=argparse.SUPPRESS)
     args = parser.parse_args()
+    ARCH["batch_size"] = args.batch_size
     if args.worker:
         print(json.dumps(worker(args), ensure_ascii=False))
         return
     results = []
     for run in args.runs.split(","):
         command = [sys.executable, "-m", "bench.quality_lm", "--worker", run, "--seconds", str(args.seconds),
-                   "--hidden", str(args.hidden), "--eval-chars", str(args.eval_chars)]
+                   "--hidden", str(args.hidden), "--eval-chars", str(args.eval_chars),
+                   "--batch-size", str(args.batch_size)]
         done = subprocess.run(command, capture_output=True, text=True, encoding="utf-8", check=True)
         result = json.loads(done.stdout.strip().splitlines()[-1])
         results.append(result)
         print(f"{result['framework']:>6} {result['book']:<11} {result['train_seconds']:>7.1f} s  "
-              f"{result['steps']:>6} steps  "
+              f"{result['steps']:>6} steps  {result['chars_per_second']:>8.0f} chars/s  "
               f"held-out {result['bits_per_char']:.3f} bits/char", flush=True)
         if "sample" in result:
             print(result["sample"], "\n", flush=True)
