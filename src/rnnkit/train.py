@@ -26,7 +26,7 @@ import math
 import signal
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,7 +40,6 @@ from ._validation import check_positive_int, check_probability
 from .data.batching import StreamBatcher, minibatches
 from .errors import ConfigError, DataError, TrainingError
 from .io.checkpoint import load_checkpoint, save_checkpoint
-from .layers.recurrent import Recurrent
 from .models import Sequential
 
 

@@ -32,7 +32,7 @@ import numpy as np
 from .. import losses
 from .._validation import check_positive_int
 from ..errors import ConfigError
-from ..layers.recurrent import Recurrent
+from ..layers.recurrent import CELLS, Recurrent
 from ..models import Sequential
 from .jacobians import step_jacobian
 
@@ -141,10 +141,10 @@ def gradient_flow(model: Sequential, x: np.ndarray, y: np.ndarray, loss: str | C
     recurrent = {i: layer for i, layer in enumerate(model.layers) if isinstance(layer, Recurrent)}
     if not recurrent:
         raise ConfigError("gradient_flow needs a model with a recurrent layer (RNN, GRU or LSTM); this one has none")
-    pred = model.forward(x, lengths=lengths, training=False)
-    value, dpred = loss_fn(pred, y, mask)
     recorders = {i: _BackwardRecorder(layer) for i, layer in recurrent.items()}
     try:
+        pred = model.forward(x, lengths=lengths, training=False)
+        value, dpred = loss_fn(pred, y, mask)
         model.backward(dpred)
     finally:
         for rec in recorders.values():
@@ -164,12 +164,14 @@ def gradient_flow(model: Sequential, x: np.ndarray, y: np.ndarray, loss: str | C
 
 
 class _BackwardRecorder:
-    """Stands in for a Recurrent layer's cell module during one ``backward`` and keeps, per cell
-    ``i = k*dirs + d``, the ``(dy, dstate)`` that reached it: the gradient of its outputs (time-major,
-    in its processing order) and of its final state. ``detach`` puts the module back."""
+    """Stands in for a Recurrent layer's cell module during one forward and backward: it runs the
+    NumPy reference cells (whose caches ``_cell_flow`` reads, whatever engine the layer uses) and
+    keeps, per cell ``i = k*dirs + d``, the ``(dy, dstate)`` that reached it: the gradient of its
+    outputs (time-major, in its processing order) and of its final state. ``detach`` puts the
+    layer's own module back."""
 
     def __init__(self, layer: Recurrent) -> None:
-        self.layer, self.module = layer, layer.module
+        self.layer, self.engine_module, self.module = layer, layer.module, CELLS[layer.cell][0]
         self.calls: dict[int, tuple[np.ndarray | None, Any]] = {}
         layer.module = self
 
@@ -182,7 +184,7 @@ class _BackwardRecorder:
         return self.module.backward(p, cfg, cache, dy, dstate)
 
     def detach(self) -> None:
-        self.layer.module = self.module
+        self.layer.module = self.engine_module
 
 
 def _cell_flow(layer: Recurrent, c: int, dy: np.ndarray | None, dstate: Any, valid: np.ndarray,

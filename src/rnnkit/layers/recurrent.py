@@ -2,7 +2,8 @@
 
 The layer owns the mechanics (the one batch-first <-> time-major conversion at its boundary,
 stacking, the reverse direction, lengths, dropout masks, what to return) and no gate math:
-each time loop runs inside ``rnnkit.cells.{rnn,gru,lstm}.forward/backward``.
+each time loop runs inside ``rnnkit.cells.{rnn,gru,lstm}.forward/backward``, or inside their
+compiled twins ``rnnkit.cells.fast.*`` (same functions and results; chosen when numba is installed).
 
 Layer ``k`` direction ``d`` (``d = 1`` is the reverse direction) is "cell" ``i = k*dirs + d``:
 its parameters are named ``l{k}.W_ih`` / ``l{k}_reverse.W_ih`` ... and its state is row ``i``
@@ -15,6 +16,7 @@ the forward direction at each sequence's last valid step, the reverse one at ``t
 from __future__ import annotations
 
 import dataclasses
+from types import ModuleType
 from typing import Any, Union
 
 import numpy as np
@@ -29,13 +31,28 @@ from .._validation import (
     check_probability,
     lengths_from_mask,
 )
-from ..cells import gru, lstm, rnn
+from ..cells import fast, gru, lstm, rnn
 from ..errors import ConfigError, ShapeError
 from .base import Layer
 
 State = Union[np.ndarray, tuple[np.ndarray, np.ndarray]]
 
 CELLS = {"rnn": (rnn, rnn.RNNConfig), "gru": (gru, gru.GRUConfig), "lstm": (lstm, lstm.LSTMConfig)}
+ENGINES = ("auto", "numpy", "fast")
+
+
+def _cell_module(cell: str, engine: str) -> ModuleType:
+    """The module that runs the cell math: the NumPy reference, or its compiled twin (numba).
+
+    ``"auto"``: the compiled one when numba is installed, else the reference; ``"numpy"``: the
+    reference; ``"fast"``: the compiled one, or a ConfigError without numba.
+    """
+    engine = check_choice(engine, "engine", list(ENGINES))
+    compiled = None if engine == "numpy" else fast.module_for(cell)
+    if engine == "fast" and compiled is None:
+        raise ConfigError("engine='fast' needs numba, which is not installed; "
+                          "pip install 'rnnkit[fast]', or use engine='auto' or 'numpy'")
+    return compiled or CELLS[cell][0]
 
 
 def reverse_index(lengths: np.ndarray | None, time: int) -> np.ndarray | None:
@@ -94,6 +111,9 @@ class Recurrent(Layer):
         recurrent_dropout: inverted dropout on ``h_{t-1}`` where it enters the recurrent product;
             one ``(B, R)`` mask per sequence and layer-direction, the same at every step, training only.
         dtype: float32 (default) or float64, for parameters, inputs and outputs.
+        engine: ``"auto"`` (default: the compiled cells of ``rnnkit.cells.fast`` when numba is
+            installed, else the NumPy ones), ``"numpy"`` or ``"fast"``. Same results to rounding;
+            a runtime choice, not part of the model (not in ``get_config``).
         seed: seeds the parameter initialisation and then ``self.rng``, the generator dropout masks
             are drawn from (once per training forward). To replay the same masks, reset it:
             ``layer.rng = np.random.default_rng(s)`` before each forward (as gradient checks do).
@@ -117,11 +137,13 @@ class Recurrent(Layer):
         recurrent_dropout: float = 0.0,
         dtype: Any = np.float32,
         seed: int | np.random.Generator | None = None,
+        engine: str = "auto",
         **cell_options: Any,
     ) -> None:
         super().__init__()
         self.cell = check_choice(cell, "cell", list(CELLS))
-        self.module, config_class = CELLS[cell]
+        config_class = CELLS[cell][1]
+        self.module = _cell_module(cell, engine)  # rnnkit.cells.<cell> or rnnkit.cells.fast.<cell>
         self.input_size = check_positive_int(input_size, "input_size")
         self.hidden_size = check_positive_int(hidden_size, "hidden_size")
         self.num_layers = check_positive_int(num_layers, "num_layers")

@@ -38,7 +38,7 @@ def tanh(x: float) -> float:
 
 
 @overload(tanh, inline="always")
-def _tanh_overload(x):  # noqa: ANN001, ANN202 (numba typing hook)
+def _tanh_overload(x):
     if x == types.float32:
         a1, a3, a5, a7, a9, a11, a13 = _ALPHA
         b0, b2, b4, b6 = _BETA
@@ -61,7 +61,7 @@ def sigmoid(x: float) -> float:
 
 
 @overload(sigmoid, inline="always")
-def _sigmoid_overload(x):  # noqa: ANN001, ANN202 (numba typing hook)
+def _sigmoid_overload(x):
     half = np.float32(0.5) if x == types.float32 else 0.5  # a bare 0.5 would promote float32 to float64
     return lambda x: half * tanh(half * x) + half
 
@@ -69,3 +69,48 @@ def _sigmoid_overload(x):  # noqa: ANN001, ANN202 (numba typing hook)
 def lengths_or_full(lengths: np.ndarray | None, batch: int, time: int) -> np.ndarray:
     """Checked lengths (B,) as int64, T everywhere when None: kernels test ``t < lengths[b]``."""
     return np.full(batch, time, np.int64) if lengths is None else check_lengths(lengths, batch, time)
+
+
+@numba.njit(cache=True, error_model="numpy", nogil=True, fastmath={"reassoc", "contract"})
+def weights_times_rows(W, x, out):
+    """out (N, B) = W (N, K) @ x (B, K)^T + out: dot products along W's contiguous rows.
+
+    For one streaming step (B small), where a BLAS call costs more than the product. Sums may be
+    reassociated (and fused multiply-adds used) so that LLVM vectorises them: results agree with a
+    BLAS product to rounding, not bitwise.
+    """
+    N, K = W.shape
+    for b in range(x.shape[0]):
+        for n in range(N):
+            s = out[n, b]
+            for k in range(K):
+                s += W[n, k] * x[b, k]
+            out[n, b] = s
+
+
+@numba.njit(cache=True, error_model="numpy", nogil=True, fastmath={"reassoc", "contract"})
+def weights_times_cols(W, h, out):
+    """out (N, B) = W (N, K) @ h (K, B), for the compiled time loops of small problems.
+
+    With many columns, rank-1 updates along B; with few (a dot product per entry otherwise pays a
+    loop per multiply-add), dot products along W's rows. Sums may be reassociated (see
+    weights_times_rows).
+    """
+    N, K = W.shape
+    B = out.shape[1]
+    zero = out.dtype.type(0)
+    if B >= 8:
+        for n in range(N):
+            for b in range(B):
+                out[n, b] = zero
+            for k in range(K):
+                w = W[n, k]
+                for b in range(B):
+                    out[n, b] += w * h[k, b]
+    else:
+        for n in range(N):
+            for b in range(B):
+                s = zero
+                for k in range(K):
+                    s += W[n, k] * h[k, b]
+                out[n, b] = s

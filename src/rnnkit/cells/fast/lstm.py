@@ -10,6 +10,10 @@ elementwise work of a step is one compiled kernel::
     backward: _dh_new: dL/dh_raw -> [dm = W_hr^T dh_raw (GEMM)] -> _cell_backward: da_t, dc_{t-1}
               -> rec = W_hh^T da_t (GEMM)
 
+For small problems (``COMPILED_LOOP_MAX_MACS``) the same steps run as one compiled time loop
+(``_loop_forward``/``_loop_backward``, hand-written products): no per-step Python or BLAS call.
+``step`` (streaming) is one compiled call as well.
+
 Each kernel loop writes one array (LLVM then vectorises it along B). Options that are off become
 neutral values (peepholes 0, clips ±inf, rec_mask 1, lengths T), so each kernel is compiled once
 per dtype. The equations are in ``rnnkit.cells.lstm``.
@@ -20,10 +24,26 @@ from __future__ import annotations
 import numpy as np
 
 from ..._validation import check_float_array
+from ...errors import ShapeError
 from .._common import check_sequence
-from ..lstm import (LSTMConfig, State, _check_params, _check_state, _input_projection, init_params, param_shapes,
-                    zero_state)
-from ._jit import jit, lengths_or_full, sigmoid, tanh
+from ..lstm import (
+    LSTMConfig,
+    State,
+    _check_params,
+    _check_state,
+    _input_projection,
+    init_params,
+    param_shapes,
+    zero_state,
+)
+from ._jit import (
+    jit,
+    lengths_or_full,
+    sigmoid,
+    tanh,
+    weights_times_cols,
+    weights_times_rows,
+)
 
 __all__ = ["LSTMConfig", "State", "backward", "forward", "init_params", "param_shapes", "step", "zero_state"]
 
@@ -124,6 +144,78 @@ def _cell_backward(t, lengths, dm, dc, gates, c_prev, c_raw, tanh_c, w_ci, w_cf,
             dc[j, b] = dc[j, b] * f[j, b] + da_i[j, b] * w_ci[j] + da_f[j, b] * w_cf[j] if t < lengths[b] else dc[j, b]
 
 
+@jit
+def _project(W_ih, x_t, b, a):
+    """a (4H, B) = W_ih x_t + b for a few input features, x_t feature-major (D, B): one step's input projection.
+
+    Done step by step, the pre-activations are written once and read back from cache by the cell.
+    """
+    for n in range(a.shape[0]):
+        for k in range(a.shape[1]):
+            a[n, k] = b[n]
+        for d in range(x_t.shape[0]):
+            w = W_ih[n, d]
+            for k in range(a.shape[1]):
+                a[n, k] += w * x_t[d, k]
+
+
+@jit
+def _loop_forward(W_ih, x_T, bias, lengths, gates, W_hh, W_hr, mask, w_ci, w_cf, w_co, cell_clip, proj_clip, hs, cs, c_raw, h_raw,
+                  tanh_c, m, y):
+    """The forward time loop of _run compiled whole, products by weights_times_cols (small problems only).
+
+    ``m`` is ``h_raw`` itself when there is no projection (``W_hr`` of shape (0, H)); ``x_T`` is
+    empty when ``gates`` already hold the input projection.
+    """
+    T = gates.shape[0]
+    rec, h_in = np.empty(gates.shape[1:], gates.dtype), np.empty(hs.shape[1:], hs.dtype)
+    for t in range(T):
+        if x_T.shape[0] > 0:
+            _project(W_ih, x_T[t], bias, gates[t])
+        for j in range(h_in.shape[0]):
+            for b in range(h_in.shape[1]):
+                h_in[j, b] = hs[t, j, b] * mask[j, b]  # h̃_{t-1} = h_{t-1} ⊙ rec_mask
+        weights_times_cols(W_hh, h_in, rec)
+        h_raw_t, c_raw_t = h_raw[min(t, len(h_raw) - 1)], c_raw[min(t, len(c_raw) - 1)]
+        m_t = m[min(t, len(m) - 1)]
+        _cell_forward(t, lengths, gates[t], rec, cs[t], w_ci, w_cf, w_co, cell_clip, c_raw_t, cs[t + 1], tanh_c[t], m_t)
+        if W_hr.shape[0] > 0:
+            weights_times_cols(W_hr, m_t, h_raw_t)
+        _emit(t, lengths, h_raw_t, proj_clip, hs[t], hs[t + 1], y[t])
+
+
+@jit
+def _loop_backward(lengths, gates, cs, c_raw, tanh_c, h_raw, W_hhT, W_hrT, mask, w_ci, w_cf, w_co, cell_clip,
+                   proj_clip, dy_T, dh, dc, dh_raw, dm, da):
+    """The backward time loop compiled whole (small problems only); ``dm`` is ``dh_raw[0]`` without projection."""
+    T = gates.shape[0]
+    rec = np.zeros(dh.shape, dh.dtype)
+    for t in range(T - 1, -1, -1):
+        _dh_new(t, lengths, rec, mask, dh, dy_T[min(t, len(dy_T) - 1)], h_raw[min(t, len(h_raw) - 1)], proj_clip,
+                dh_raw[t])
+        if W_hrT.shape[1] > 0:
+            weights_times_cols(W_hrT, dh_raw[t], dm)
+        _cell_backward(t, lengths, dm if W_hrT.shape[1] > 0 else dh_raw[t], dc, gates[t], cs[t], c_raw[t], tanh_c[t],
+                       w_ci, w_cf, w_co, cell_clip, da[t])
+        weights_times_cols(W_hhT, da[t], rec)
+    for j in range(dh.shape[0]):
+        for b in range(dh.shape[1]):
+            dh[j, b] += rec[j, b] * mask[j, b]  # dh_0
+
+
+COMPILED_LOOP_MAX_MACS = 1 << 16  # multiply-adds of a step's recurrent product (4H·R·B) up to which
+# the whole time loop runs compiled (hand-written products): below it a BLAS call plus the Python
+# per-step overhead costs more than the product itself (measured: docs in notes/engine_report.md).
+
+
+STEPWISE_PROJECTION_MAX_D = 16  # input sizes up to which W_ih x_t is computed inside the time loop
+
+
+def _compiled_loop(B: int, H: int, R: int) -> bool:
+    """Whether the time loop of a (B, H, R) problem runs compiled whole rather than around NumPy's GEMMs."""
+    return 4 * H * R * B <= COMPILED_LOOP_MAX_MACS
+
+
 def _options(p: dict[str, np.ndarray], cfg: LSTMConfig) -> tuple:
     """(w_ci, w_cf, w_co, cell_clip, proj_clip) with neutral values for what is off."""
     dtype, H = p["W_ih"].dtype, cfg.hidden_size
@@ -132,11 +224,47 @@ def _options(p: dict[str, np.ndarray], cfg: LSTMConfig) -> tuple:
     return peep + clip
 
 
-def step(p: dict[str, np.ndarray], cfg: LSTMConfig, x_t: np.ndarray, state: State | None) -> tuple[np.ndarray, State]:
-    """One step for streaming, no cache: ``x_t (B, D)``, ``state (h, c)`` or None -> ``(h_t, (h_t, c_t))``."""
-    from ..lstm import step as reference_step  # validation and the tiny products are the same
+@jit
+def _step(x_t, h_prev, c_prev, W_ih, W_hh, W_hr, b, w_ci, w_cf, w_co, cell_clip, proj_clip, a, c_raw, c, tanh_c, m, h):
+    """One step, compiled whole: a = b + W_ih x_t + W_hh h_{t-1} (4H, B), then the cell; h (R, B) = clip(W_hr m) or m.
 
-    return reference_step(p, cfg, x_t, state)
+    ``x_t (B, D)`` and ``h_prev (B, R)`` are row-major, ``c_prev (H, B)`` and the outputs feature-major.
+    """
+    B = x_t.shape[0]
+    for n in range(a.shape[0]):
+        a[n, :] = b[n]
+    weights_times_rows(W_ih, x_t, a)
+    weights_times_rows(W_hh, h_prev, a)
+    rec = np.zeros_like(a)
+    always = np.ones(B, np.int64)  # t = 0 < 1: every row is valid
+    _cell_forward(0, always, a, rec, c_prev, w_ci, w_cf, w_co, cell_clip, c_raw, c, tanh_c, m)
+    h_raw = m
+    if W_hr.shape[0] > 0:  # the projection
+        h_raw = np.zeros(h.shape, h.dtype)
+        weights_times_rows(W_hr, np.ascontiguousarray(m.T), h_raw)
+    _emit(0, always, h_raw, proj_clip, h, h, h)  # every row valid: h_t = y_t = clip(h_raw), no h_{t-1} needed
+
+
+def step(p: dict[str, np.ndarray], cfg: LSTMConfig, x_t: np.ndarray, state: State | None) -> tuple[np.ndarray, State]:
+    """One step for streaming, no cache: ``x_t (B, D)``, ``state (h, c)`` or None -> ``(h_t, (h_t, c_t))``.
+
+    One compiled call (a BLAS call costs more than these products at batch 1).
+    """
+    p = _check_params(p, cfg)
+    x_t = check_float_array(x_t, "x_t", ndim=2, shape=(None, cfg.input_size), dtype=p["W_ih"].dtype)
+    if x_t.shape[0] == 0:
+        raise ShapeError(f"x_t must hold at least one sequence (shape (B, {cfg.input_size})), got {x_t.shape}")
+    h0, c0 = _check_state(state, x_t.shape[0], cfg, x_t.dtype, "state")
+    B, H, R, dtype = x_t.shape[0], cfg.hidden_size, cfg.output_size, x_t.dtype
+    b = p["b_ih"] + p["b_hh"]
+    b[H:2 * H] += cfg.forget_bias
+    W_hr = p["W_hr"] if cfg.proj_size else np.empty((0, H), dtype)
+    a, h = np.empty((4 * H, B), dtype), np.empty((R, B), dtype)
+    c_raw, c, tanh_c, m = (np.empty((H, B), dtype) for _ in range(4))
+    _step(x_t, np.ascontiguousarray(h0), np.ascontiguousarray(c0.T), p["W_ih"], p["W_hh"], W_hr, b, *_options(p, cfg),
+          a, c_raw, c, tanh_c, m, h)
+    h = np.ascontiguousarray(h.T)
+    return h, (h, np.ascontiguousarray(c.T))
 
 
 def forward(
@@ -157,26 +285,14 @@ def forward(
     return _run(p, cfg, x, h0, c0, lengths_or_full(lengths, B, T), rec_mask)
 
 
-def _run(p: dict[str, np.ndarray], cfg: LSTMConfig, x: np.ndarray, h0: np.ndarray, c0: np.ndarray,
-         lengths: np.ndarray, rec_mask: np.ndarray | None) -> tuple[np.ndarray, State, dict]:
-    """The time loop of forward on checked inputs, feature-major inside (``a_t (4H, B)``, ``h_t (R, B)``)."""
-    T, B, _ = x.shape
-    H, P, R, dtype = cfg.hidden_size, cfg.proj_size, cfg.output_size, x.dtype
-    w_ci, w_cf, w_co, cell_clip, proj_clip = _options(p, cfg)
-    b = p["b_ih"] + p["b_hh"]
-    b[H:2 * H] += cfg.forget_bias  # TF1: a constant on the forget pre-activation
-    gates = _input_projection(x, p["W_ih"], b)  # (T, 4H, B): pre-activations, then i, f, g, o in place
-    hs, cs = np.empty((T + 1, R, B), dtype), np.empty((T + 1, H, B), dtype)  # carried h_0..h_T, c_0..c_T
-    hs[0], cs[0] = h0.T, c0.T
-    # c_t before its clip and the step's h before its clip: kept for every step only when a clip needs them
-    c_raw = np.empty((T if cfg.cell_clip is not None else 1, H, B), dtype)
-    h_raw = np.empty((T if cfg.proj_clip is not None else 1, R, B), dtype)
-    tanh_c = np.empty((T, H, B), dtype)
-    m = np.empty((T, H, B), dtype) if P else None  # o ⊙ tanh(c), the projection's input
-    y = np.empty((T, R, B), dtype)
-    rec, h_in = np.empty((4 * H, B), dtype), np.empty((R, B), dtype)
-    mask = None if rec_mask is None else np.ascontiguousarray(rec_mask.T)  # (R, B)
+def _loop_forward_blas(p, P, x_T, b, lengths, gates, mask, w_ci, w_cf, w_co, cell_clip, proj_clip, hs, cs, c_raw, h_raw,
+                       tanh_c, m, y) -> None:
+    """The forward time loop in Python around NumPy's GEMMs (the same steps as _loop_forward)."""
+    T, G4H, B = gates.shape
+    rec, h_in = np.empty((G4H, B), gates.dtype), np.empty(hs.shape[1:], hs.dtype)
     for t in range(T):
+        if len(x_T):
+            _project(p["W_ih"], x_T[t], b, gates[t])
         h_prev = hs[t] if mask is None else np.multiply(hs[t], mask, out=h_in)
         np.matmul(p["W_hh"], h_prev, out=rec)  # (4H, R) @ (R, B)
         h_raw_t, c_raw_t = h_raw[min(t, len(h_raw) - 1)], c_raw[min(t, len(c_raw) - 1)]
@@ -185,10 +301,56 @@ def _run(p: dict[str, np.ndarray], cfg: LSTMConfig, x: np.ndarray, h0: np.ndarra
         if P:
             np.matmul(p["W_hr"], m_t, out=h_raw_t)  # (P, H) @ (H, B)
         _emit(t, lengths, h_raw_t, proj_clip, hs[t], hs[t + 1], y[t])
+
+
+def _run(p: dict[str, np.ndarray], cfg: LSTMConfig, x: np.ndarray, h0: np.ndarray, c0: np.ndarray,
+         lengths: np.ndarray, rec_mask: np.ndarray | None) -> tuple[np.ndarray, State, dict]:
+    """The time loop of forward on checked inputs, feature-major inside (``a_t (4H, B)``, ``h_t (R, B)``)."""
+    T, B, _ = x.shape
+    H, P, R, dtype = cfg.hidden_size, cfg.proj_size, cfg.output_size, x.dtype
+    w_ci, w_cf, w_co, cell_clip, proj_clip = _options(p, cfg)
+    b = p["b_ih"] + p["b_hh"]
+    b[H:2 * H] += cfg.forget_bias  # TF1: a constant on the forget pre-activation
+    # (T, 4H, B): pre-activations, then i, f, g, o in place. Few input features: projected step by step.
+    x_T = np.ascontiguousarray(x.transpose(0, 2, 1)) if cfg.input_size <= STEPWISE_PROJECTION_MAX_D \
+        else np.empty((0, cfg.input_size, B), dtype)
+    gates = np.empty((T, 4 * H, B), dtype) if len(x_T) else _input_projection(x, p["W_ih"], b)
+    hs, cs = np.empty((T + 1, R, B), dtype), np.empty((T + 1, H, B), dtype)  # carried h_0..h_T, c_0..c_T
+    hs[0], cs[0] = h0.T, c0.T
+    # c_t before its clip and the step's h before its clip: kept for every step only when a clip needs them
+    c_raw = np.empty((T if cfg.cell_clip is not None else 1, H, B), dtype)
+    h_raw = np.empty((T if cfg.proj_clip is not None else 1, R, B), dtype)
+    tanh_c = np.empty((T, H, B), dtype)
+    m = np.empty((T, H, B), dtype) if P else None  # o ⊙ tanh(c), the projection's input
+    y = np.empty((T, R, B), dtype)
+    mask = None if rec_mask is None else np.ascontiguousarray(rec_mask.T)  # (R, B)
+    if _compiled_loop(B, H, R):
+        W_hr = p["W_hr"] if P else np.empty((0, H), dtype)
+        _loop_forward(p["W_ih"], x_T, b, lengths, gates, p["W_hh"], W_hr, np.ones((R, B), dtype) if mask is None else mask,
+                      w_ci, w_cf, w_co, cell_clip, proj_clip, hs, cs, c_raw, h_raw, tanh_c, m if P else h_raw, y)
+    else:
+        _loop_forward_blas(p, P, x_T, b, lengths, gates, mask, w_ci, w_cf, w_co, cell_clip, proj_clip, hs, cs, c_raw, h_raw,
+                           tanh_c, m, y)
     cache = {"x": x, "gates": gates, "hs": hs, "cs": cs, "tanh_c": tanh_c, "m": m, "lengths": lengths, "mask": mask,
              "c_raw": c_raw if cfg.cell_clip is not None else cs[1:],  # without a clip any c passes
              "h_raw": h_raw if cfg.proj_clip is not None else hs[1:]}
     return np.ascontiguousarray(y.transpose(0, 2, 1)), (hs[T].T.copy(), cs[T].T.copy()), cache
+
+
+def _loop_backward_blas(p, P, lengths, gates, cs, c_raw, tanh_c, h_raw, ones, w_ci, w_cf, w_co, cell_clip, proj_clip,
+                        dy_T, dh, dc, dh_raw, dm, da) -> None:
+    """The backward time loop in Python around NumPy's GEMMs (the same steps as _loop_backward)."""
+    rec = np.zeros(dh.shape, dh.dtype)  # W_hh^T da_{t+1}, the recurrent part of dh_t
+    W_hhT = p["W_hh"].T  # (R, 4H)
+    T = len(gates)
+    for t in reversed(range(T)):
+        _dh_new(t, lengths, rec, ones, dh, dy_T[min(t, len(dy_T) - 1)], h_raw[t], proj_clip, dh_raw[t])
+        if P:
+            np.matmul(p["W_hr"].T, dh_raw[t], out=dm)  # through h = W_hr m: (H, P) @ (P, B)
+        _cell_backward(t, lengths, dm if P else dh_raw[t], dc, gates[t], cs[t], c_raw[t], tanh_c[t], w_ci, w_cf, w_co,
+                       cell_clip, da[t])
+        np.matmul(W_hhT, da[t], out=rec)  # through W_hh h̃_{t-1}: (R, 4H) @ (4H, B)
+    dh += rec * ones  # dh_0
 
 
 def backward(
@@ -211,31 +373,31 @@ def backward(
     da = np.empty((T, 4 * H, B), dtype)  # dL/da_t for the pre-activations [i, f, g, o]
     dh_raw = np.empty((T, R, B), dtype)  # dL/dh_raw_t (the projection's output when P > 0)
     dm = np.empty((H, B), dtype) if P else None
-    rec = np.zeros((R, B), dtype)  # W_hh^T da_{t+1}, the recurrent part of dh_t
-    W_hhT = p["W_hh"].T  # (R, 4H)
-    for t in reversed(range(T)):
-        h_raw_t = cache["h_raw"][min(t, len(cache["h_raw"]) - 1)]
-        _dh_new(t, lengths, rec, ones, dh, dy_T[min(t, len(dy_T) - 1)], h_raw_t, proj_clip, dh_raw[t])
-        if P:
-            np.matmul(p["W_hr"].T, dh_raw[t], out=dm)  # through h = W_hr m: (H, P) @ (P, B)
-        _cell_backward(t, lengths, dm if P else dh_raw[t], dc, gates[t], cs[t], cache["c_raw"][t], cache["tanh_c"][t],
-                       w_ci, w_cf, w_co, cell_clip, da[t])
-        np.matmul(W_hhT, da[t], out=rec)  # through W_hh h̃_{t-1}: (R, 4H) @ (4H, B)
-    dh += rec * ones  # dh_0
+    if _compiled_loop(B, H, R):
+        W_hrT = np.ascontiguousarray(p["W_hr"].T) if P else np.empty((H, 0), dtype)
+        _loop_backward(lengths, gates, cs, cache["c_raw"], cache["tanh_c"], cache["h_raw"],
+                       np.ascontiguousarray(p["W_hh"].T), W_hrT, ones, w_ci, w_cf, w_co, cell_clip, proj_clip, dy_T,
+                       dh, dc, dh_raw, dm if P else dh_raw[0], da)
+    else:
+        _loop_backward_blas(p, P, lengths, gates, cs, cache["c_raw"], cache["tanh_c"], cache["h_raw"], ones, w_ci, w_cf,
+                            w_co, cell_clip, proj_clip, dy_T, dh, dc, dh_raw, dm, da)
 
-    # Sums over all steps and rows, each one GEMM over rows (t, b).
-    da_rows = np.ascontiguousarray(da.transpose(0, 2, 1)).reshape(T * B, 4 * H)
-    h_in = hs[:-1] if mask is None else hs[:-1] * mask  # (T, R, B): h̃_{t-1}
-    db = da_rows.sum(axis=0)
-    grads = {"W_ih": da_rows.T @ x.reshape(T * B, D),  # (4H, TB) @ (TB, D)
-             "W_hh": da_rows.T @ h_in.transpose(0, 2, 1).reshape(T * B, R),  # (4H, TB) @ (TB, R)
-             "b_ih": db, "b_hh": db.copy()}
+    grads = {}
     if cfg.peepholes:
         da4 = da.reshape(T, 4, H, B)
         grads["w_ci"] = np.einsum("thb,thb->h", da4[:, 0], cs[:-1])
         grads["w_cf"] = np.einsum("thb,thb->h", da4[:, 1], cs[:-1])
         grads["w_co"] = np.einsum("thb,thb->h", da4[:, 3], cs[1:])  # c_t; padded rows have da = 0
+    # Sums over all steps and rows (t, b), each one GEMM on (4H, T*B) (a cheap copy; (T*B, 4H) is a slow one).
+    da_cols = np.ascontiguousarray(da.transpose(1, 0, 2)).reshape(4 * H, T * B)
+    del da, dy_T  # lower the peak memory
+    h_in = hs[:-1] if mask is None else hs[:-1] * mask  # (T, R, B): h̃_{t-1}
+    h_cols = np.ascontiguousarray(h_in.transpose(1, 0, 2)).reshape(R, T * B)
+    db = da_cols.sum(axis=1)
+    grads.update({"W_ih": da_cols @ x.reshape(T * B, D),  # (4H, TB) @ (TB, D)
+                  "W_hh": da_cols @ h_cols.T,  # (4H, TB) @ (TB, R)
+                  "b_ih": db, "b_hh": db.copy()})
     if P:
         grads["W_hr"] = np.tensordot(dh_raw, cache["m"], axes=([0, 2], [0, 2]))  # (P, H)
-    dx = (da_rows @ p["W_ih"]).reshape(T, B, D)  # (TB, 4H) @ (4H, D)
+    dx = (da_cols.T @ p["W_ih"]).reshape(T, B, D)  # (TB, 4H) @ (4H, D)
     return grads, dx, (np.ascontiguousarray(dh.T), np.ascontiguousarray(dc.T))

@@ -1,0 +1,222 @@
+"""The fast engine (rnnkit.cells.fast, numba) against the NumPy reference cells, on every variant.
+
+For each family and option set, both engines run forward and backward on the same random weights,
+biases, inputs, initial state, lengths (including length 1) and recurrent-dropout mask, and every
+output is compared: y, the final state, every parameter gradient, dx and the initial-state gradient.
+float64 must agree to 1e-12 of each array's scale (only the summation order of a few products
+differs); float32 to 2e-6 (float32 tanh/σ are a rational approximation there, |error| < 3e-7).
+The reference is itself checked against finite differences and PyTorch (tests/cells/test_*.py);
+the fast RNN and GRU are also checked against finite differences directly here.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import inspect
+
+import numpy as np
+import pytest
+
+pytest.importorskip("numba")
+
+from rnnkit import ConfigError, DataError, DTypeError, ShapeError
+from rnnkit.cells import fast, gru, lstm, rnn
+from rnnkit.layers.recurrent import Recurrent
+from tests.cells.cell_checks import check_gradients
+
+FAST = {mod: fast.module_for(name) for name, mod in (("rnn", rnn), ("gru", gru), ("lstm", lstm))}
+TOL = {np.float64: 1e-12, np.float32: 2e-6}
+T, B = 5, 4
+
+
+def _random_case(mod, cfg, rng, dtype, *, masked: bool, dy: bool = True, dstate: bool = True) -> tuple:
+    """(p, forward args, backward kwargs): random parameters, x, state0, lengths, rec_mask, dy, dstate."""
+    p = {k: rng.uniform(-0.8, 0.8, s).astype(dtype) for k, s in mod.param_shapes(cfg).items()}
+    x = rng.standard_normal((T, B, cfg.input_size)).astype(dtype)
+
+    def state(scale: float = 1.0):
+        h = mod.zero_state(cfg, B, dtype)
+        return tuple(scale * rng.standard_normal(s.shape).astype(dtype) for s in h) if isinstance(h, tuple) \
+            else (scale * rng.standard_normal(h.shape)).astype(dtype)
+
+    R = mod.param_shapes(cfg)["W_hh"][1]
+    lengths = np.array([T, 1, 3, T - 1][:B]) if masked else None
+    rec_mask = (rng.uniform(0.0, 2.0, (B, R)) * (rng.random((B, R)) > 0.3)).astype(dtype) if masked else None
+    args = (x, state(), lengths, rec_mask)
+    dy_ = rng.standard_normal((T, B, R)).astype(dtype) if dy else None
+    return p, args, {"dy": dy_, "dstate": state() if dstate else None}
+
+
+def _flat(result) -> list[np.ndarray]:
+    """Every array in a nested (tuple / dict) result, dict entries by sorted key."""
+    if isinstance(result, dict):
+        return [a for k in sorted(result) for a in _flat(result[k])]
+    if isinstance(result, (tuple, list)):
+        return [a for r in result for a in _flat(r)]
+    return [] if result is None else [result]
+
+
+def _assert_parity(mod, cfg, dtype, rng, **case) -> dict:
+    """Run both engines on one random case; assert every output agrees; return the reference's cache."""
+    p, args, bwd = _random_case(mod, cfg, rng, dtype, **case)
+    outs, caches = [], []
+    for engine in (mod, FAST[mod]):
+        y, stateT, cache = engine.forward(p, cfg, *args)
+        grads, dx, dstate0 = engine.backward(p, cfg, cache, **bwd)
+        assert sorted(grads) == sorted(p)
+        outs.append(((y, stateT), grads, dx, dstate0))
+        caches.append(cache)
+    names = ["y", "state"] + [f"d{k}" for k in sorted(p)] + ["dx", "dstate0"]
+    for name, a, b in zip(names, _flat(outs[0]), _flat(outs[1])):
+        assert a.dtype == b.dtype == dtype and a.shape == b.shape, name
+        scale = max(1.0, float(np.abs(a).max()))
+        err = float(np.abs(a - b).max())
+        assert err <= TOL[dtype] * scale, f"{name}: max |fast - reference| = {err:.3g} (scale {scale:.3g})"
+    return caches[0]
+
+
+DTYPES = [np.float64, np.float32]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("masked", [False, True])
+@pytest.mark.parametrize("activation", ["tanh", "relu", "sigmoid", "linear"])
+def test_rnn_parity(activation, masked, dtype):
+    _assert_parity(rnn, rnn.RNNConfig(3, 5, activation), dtype, np.random.default_rng(1), masked=masked)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("masked", [False, True])
+@pytest.mark.parametrize("reset_after", [True, False])
+def test_gru_parity(reset_after, masked, dtype):
+    _assert_parity(gru, gru.GRUConfig(3, 5, reset_after), dtype, np.random.default_rng(2), masked=masked)
+
+
+LSTM_OPTIONS = {
+    "plain": {},
+    "peepholes": {"peepholes": True},
+    "forget_bias": {"forget_bias": 1.0},
+    "cell_clip": {"cell_clip": 0.4},
+    "projection": {"proj_size": 3},
+    "proj_clip": {"proj_size": 3, "proj_clip": 0.2},
+    "everything": {"proj_size": 3, "proj_clip": 0.2, "peepholes": True, "forget_bias": 0.5, "cell_clip": 0.4},
+}
+
+
+@pytest.fixture(params=["compiled loop", "BLAS loop"])
+def lstm_loop(request, monkeypatch):
+    """Run the LSTM's time loop compiled whole (small problems) or in Python around NumPy's GEMMs."""
+    monkeypatch.setattr(FAST[lstm], "COMPILED_LOOP_MAX_MACS", 1 << 40 if request.param == "compiled loop" else -1)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("masked", [False, True])
+@pytest.mark.parametrize("options", list(LSTM_OPTIONS))
+def test_lstm_parity(options, masked, dtype, lstm_loop):
+    cfg = lstm.LSTMConfig(3, 5, **LSTM_OPTIONS[options])
+    cache = _assert_parity(lstm, cfg, dtype, np.random.default_rng(3), masked=masked)
+    for clip, raw in [(cfg.cell_clip, cache["c_raw"]), (cfg.proj_clip, cache["h_raw"])]:
+        if clip is not None:  # the clip binds on some entries and not on others
+            assert (np.abs(raw) > clip).any() and (np.abs(raw) < clip).any()
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_lstm_parity_many_input_features(dtype, lstm_loop):
+    """Above STEPWISE_PROJECTION_MAX_D features, W_ih x_t is one GEMM over all steps before the loop."""
+    cfg = lstm.LSTMConfig(FAST[lstm].STEPWISE_PROJECTION_MAX_D + 1, 5, **LSTM_OPTIONS["everything"])
+    _assert_parity(lstm, cfg, dtype, np.random.default_rng(3), masked=True)
+
+
+@pytest.mark.parametrize("dy, dstate", [(True, False), (False, True), (False, False)])
+@pytest.mark.parametrize("mod, cfg", [(rnn, rnn.RNNConfig(2, 4)), (gru, gru.GRUConfig(2, 4)),
+                                      (lstm, lstm.LSTMConfig(2, 4, proj_size=3, peepholes=True))])
+def test_gradient_from_outputs_or_state_only(mod, cfg, dy, dstate, lstm_loop):
+    _assert_parity(mod, cfg, np.float64, np.random.default_rng(4), masked=True, dy=dy, dstate=dstate)
+
+
+@pytest.mark.parametrize("mod, cfg", [(rnn, rnn.RNNConfig(3, 4, "sigmoid")), (gru, gru.GRUConfig(3, 4, False)),
+                                      (gru, gru.GRUConfig(3, 4, True))])
+def test_fast_rnn_gru_against_finite_differences(mod, cfg):
+    check_gradients(FAST[mod], cfg, np.random.default_rng(5), lengths=np.array([4, 1, 2]), rec_mask=True)
+
+
+@pytest.mark.parametrize("mod, cfg", [(rnn, rnn.RNNConfig(3, 5)), (gru, gru.GRUConfig(3, 5, False)),
+                                      (lstm, lstm.LSTMConfig(3, 5, proj_size=2, peepholes=True, cell_clip=0.5))])
+def test_step_matches_reference(mod, cfg):
+    rng = np.random.default_rng(6)
+    p, (x, state, _, _), _ = _random_case(mod, cfg, rng, np.float32, masked=False)
+    for x_t in x:
+        (h_ref, state_ref), (h_fast, state) = mod.step(p, cfg, x_t, state), FAST[mod].step(p, cfg, x_t, state)
+        for a, b in zip(_flat((h_ref, state_ref)), _flat((h_fast, state))):
+            np.testing.assert_allclose(b, a, rtol=0, atol=2e-6)
+
+
+@pytest.mark.parametrize("cell, options", [("lstm", {"proj_size": 3, "peepholes": True}), ("gru", {}), ("rnn", {})])
+def test_bidirectional_stacked_layer_parity(cell, options):
+    """A 2-layer bidirectional layer with lengths and both dropouts, run once per engine (same masks)."""
+    layer = Recurrent(cell, 3, 5, num_layers=2, bidirectional=True, dropout=0.3, recurrent_dropout=0.3,
+                      dtype=np.float64, seed=7, **options)
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((4, 6, 3))
+    lengths = np.array([6, 1, 4, 5])
+    dout = rng.standard_normal((4, 6, layer.output_size))
+    reference = {"rnn": rnn, "gru": gru, "lstm": lstm}[cell]
+    results = []
+    for module in (reference, FAST[reference]):
+        layer.module, layer.rng = module, np.random.default_rng(9)
+        out = layer.forward(x, lengths=lengths, training=True)
+        dx = layer.backward(dout)
+        results.append([out, dx, *_flat(layer.state), *_flat(layer.grads)])
+    for a, b in zip(*results):
+        np.testing.assert_allclose(b, a, rtol=1e-11, atol=1e-12)
+
+
+def test_fast_modules_share_the_reference_api():
+    for ref, mod in FAST.items():
+        assert mod is not ref and mod.param_shapes is ref.param_shapes and mod.init_params is ref.init_params
+        for name in ("forward", "backward", "step"):
+            assert list(inspect.signature(getattr(mod, name)).parameters) == \
+                list(inspect.signature(getattr(ref, name)).parameters)
+    with pytest.raises(ValueError, match="family must be one of"):
+        fast.module_for("transformer")
+
+
+def test_bad_input_raises_the_reference_errors():
+    cfg = lstm.LSTMConfig(3, 4)
+    p = lstm.init_params(cfg, np.random.default_rng(0))
+    x = np.zeros((2, 1, 3), np.float32)
+    for mod in (lstm, FAST[lstm]):
+        with pytest.raises(ShapeError, match="x must have 3 features"):
+            mod.forward(p, cfg, np.zeros((2, 1, 4), np.float32))
+        with pytest.raises(DataError, match="lengths must lie in"):
+            mod.forward(p, cfg, x, lengths=np.array([3]))
+        with pytest.raises(DTypeError, match="x"):
+            mod.forward(p, cfg, x.astype(np.float64))
+        _, _, cache = mod.forward(p, cfg, x)
+        with pytest.raises(ShapeError, match="dy"):
+            mod.backward(p, cfg, cache, dy=np.zeros((2, 1, 5), np.float32))
+
+
+def test_without_numba_no_fast_module(monkeypatch):
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "numba" else find_spec(name, *a))
+    assert not fast.available()
+    assert all(fast.module_for(name) is None for name in ("rnn", "gru", "lstm"))
+
+
+@pytest.mark.skipif("engine" not in inspect.signature(Recurrent.__init__).parameters,
+                    reason="the layer's engine= argument (notes/engine_patch.diff) is not applied yet")
+def test_layer_engine_choice(monkeypatch):
+    assert Recurrent("gru", 2, 4).module is FAST[gru]  # engine="auto" with numba
+    assert Recurrent("gru", 2, 4, engine="numpy").module is gru
+    with pytest.raises(ConfigError, match="engine"):
+        Recurrent("gru", 2, 4, engine="cuda")
+    x = np.random.default_rng(0).standard_normal((2, 3, 2)).astype(np.float32)
+    expected = Recurrent("lstm", 2, 4, seed=0, engine="numpy").forward(x)
+    find_spec = importlib.util.find_spec  # now pretend numba is not installed
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "numba" else find_spec(name, *a))
+    layer = Recurrent("lstm", 2, 4, seed=0)  # "auto" falls back to the reference, with the same results
+    assert layer.module is lstm
+    np.testing.assert_array_equal(layer.forward(x), expected)
+    with pytest.raises(ConfigError, match="numba"):
+        Recurrent("lstm", 2, 4, engine="fast")
