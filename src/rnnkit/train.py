@@ -482,17 +482,21 @@ def fit_stream(model: Sequential, tokens, *, batch_size: int = 32, bptt: int = 1
                validation_tokens=None, clip_norm: float | None = 5.0, clip_value: float | None = None,
                schedule=None, early_stopping: EarlyStopping | None = None, callbacks=(), seed: int = 0,
                checkpoint: str | Path | None = None, checkpoint_every: int | None = None, resume: bool = False,
-               max_time: float | None = None, max_steps: int | None = None, progress: bool | None = None) -> History:
+               max_time: float | None = None, max_steps: int | None = None, reset_every: int | None = None,
+               progress: bool | None = None) -> History:
     """Stateful truncated-BPTT training of a next-token model over one contiguous stream.
 
     The stream is cut into ``batch_size`` contiguous rows; each step trains on the next ``bptt`` tokens
     of every row, starting from the state the previous step ended in (gradient cut between steps).
+    The state starts from zeros at every epoch and, with ``reset_every=n``, every ``n`` steps.
     Validation reports cross-entropy, perplexity and bits per token on ``validation_tokens``.
     """
+    if reset_every is not None:
+        reset_every = check_positive_int(reset_every, "reset_every")
     batcher = StreamBatcher(tokens, batch_size, bptt)
     trainer = Trainer(model, loss, optimizer, clip_norm=clip_norm, clip_value=clip_value, seed=seed)
     config = {"entry": "fit_stream", "epochs": epochs, "batch_size": batch_size, "bptt": bptt, "seed": seed,
-              "n_tokens": int(len(tokens))}
+              "n_tokens": int(len(tokens)), "reset_every": reset_every}
     run = _Run(trainer, epochs=epochs, schedule=schedule, early_stopping=early_stopping, callbacks=callbacks,
                checkpoint=checkpoint, checkpoint_every=checkpoint_every, max_time=max_time, progress=progress,
                config=config)
@@ -504,6 +508,8 @@ def fit_stream(model: Sequential, tokens, *, batch_size: int = 32, bptt: int = 1
 
     def train_batch(j: int) -> float:
         xb, yb = batcher[j]
+        if reset_every is not None and j % reset_every == 0:
+            run.carried = None
         value, states = trainer.step(xb, yb, states=run.carried)
         run.carried = _detach(states)
         if max_steps is not None and trainer.global_step >= max_steps:

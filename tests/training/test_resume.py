@@ -108,6 +108,10 @@ def test_stream_training_carries_the_state_between_batches():
     model.forward = spy
     train.fit_stream(model, tokens, batch_size=4, bptt=10, epochs=1, optimizer=optim.SGD(model.params, lr=0.0))
     assert seen[0] is None and all(s is not None and 1 in s for s in seen[1:])
+    seen.clear()
+    train.fit_stream(model, tokens, batch_size=4, bptt=10, epochs=1, reset_every=3,
+                     optimizer=optim.SGD(model.params, lr=0.0))
+    assert [s is None for s in seen] == [j % 3 == 0 for j in range(len(seen))] and len(seen) == 10
 
 
 def test_resume_refuses_a_checkpoint_of_another_run(tmp_path):
