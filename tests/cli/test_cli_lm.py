@@ -81,3 +81,13 @@ def test_generate_errors(tmp_path, trained):
     assert_one_line_error(rnnkit("generate", model, "--temperature", "-1", cwd=tmp_path), "--temperature")
     assert_one_line_error(rnnkit("generate", model, "--temperature", "hot", cwd=tmp_path), "--temperature")
     assert_one_line_error(rnnkit("generate", model, "--top-p", "0", cwd=tmp_path), "--top-p")
+
+
+def test_train_word_level_with_word2vec_vectors_trained_first(tmp_path):
+    pytest.importorskip("gensim")
+    (tmp_path / "t.txt").write_text("the cat sat on the mat .\nthe dog sat on the rug .\n" * 60, encoding="utf-8")
+    result = rnnkit("train", "lm", "t.txt", "--level", "word", "--word2vec", "8", "--hidden", "8", "--epochs", "1",
+                    "--bptt", "5", "--batch-size", "4", "--out", "w.safetensors", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "w.safetensors").exists() and "held-out" in result.stdout
+    assert_one_line_error(rnnkit("train", "lm", "t.txt", "--word2vec", "8", cwd=tmp_path), "--level word")

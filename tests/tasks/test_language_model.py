@@ -373,3 +373,21 @@ def test_bad_texts(hello_lm):
         LanguageModel().generate("a")
     with pytest.raises(DataError, match="at least 2 tokens"):
         hello_lm.evaluate("h")
+
+
+def test_train_word2vec_with_gensim_learns_shared_contexts_and_feeds_the_vector_head():
+    pytest.importorskip("gensim")
+    rng = np.random.default_rng(0)
+    lines = [f"the {animal} {verb} on the {thing} ." for animal, verb, thing in
+             zip(rng.choice(["cat", "dog"], 400), rng.choice(["sat", "slept"], 400), rng.choice(["mat", "rug"], 400))]
+    text = "\n".join(lines)
+    wv = train_word2vec(text, 16, epochs=20, seed=0)
+    vec = dict(zip(wv.words, wv.vectors))
+
+    def cos(a, b):
+        return float(vec[a] @ vec[b] / np.linalg.norm(vec[a]) / np.linalg.norm(vec[b]))
+
+    assert cos("cat", "dog") > cos("cat", "on") and cos("mat", "rug") > cos("mat", "the")
+    lm = LanguageModel("word", hidden=16, bptt=6, batch_size=4, lr=1e-2, vectors=wv, head="vector", seed=0)
+    lm.fit(text, epochs=1)
+    assert np.array_equal(lm.model.params["0.W"][lm.vocab.encode(["cat"])[0]], vec["cat"])  # vectors stay fixed

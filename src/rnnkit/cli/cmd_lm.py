@@ -9,6 +9,7 @@ import click
 
 from ..data.text import load_text
 from ..tasks.language_model import LanguageModel
+from ..tasks.word_vectors import train_word2vec
 from .main import cli, train
 from .options import checkpoint_path, train_options
 from .reports import lm_line
@@ -28,6 +29,9 @@ SAMPLE_LENGTH = 200
               help="Size of the token embedding (default 64, or the dimension of --vectors).")
 @click.option("--vectors", type=click.Path(dir_okay=False), default=None,
               help="word2vec file (text or binary) to initialise the word embedding (--level word).")
+@click.option("--word2vec", "word2vec_dim", type=click.IntRange(min=1), default=None,
+              help="Train word2vec vectors of this size on TEXT first and start from them (--level word; "
+                   "needs gensim: pip install 'rnnkit[word2vec]').")
 @click.option("--head", type=click.Choice(["softmax", "vector"]), default="softmax", show_default=True,
               help="softmax: probabilities over the vocabulary; vector: regress the next word's (fixed) "
                    "--vectors vector and decode the nearest word by cosine (the seed tutorial's model).")
@@ -41,8 +45,8 @@ SAMPLE_LENGTH = 200
 @click.option("--max-steps", type=click.IntRange(min=1), default=None,
               help="Stop after this many training steps (resume later with --resume).")
 @train_options(out="lm.safetensors", hidden=128, epochs=5, lr=2e-3)
-def train_lm(text, level, tokenizer, bptt, embedding_dim, vectors, head, dropout, max_vocab, min_freq, val_frac,
-             max_steps, out, cell, hidden, layers, epochs, batch_size, lr, seed, max_time, resume, progress) -> None:
+def train_lm(text, level, tokenizer, bptt, embedding_dim, vectors, word2vec_dim, head, dropout, max_vocab, min_freq,
+             val_frac, max_steps, out, cell, hidden, layers, epochs, batch_size, lr, seed, max_time, resume, progress) -> None:
     """Train a character- or word-level language model on TEXT (UTF-8); print held-out perplexity and a sample.
 
     \b
@@ -50,9 +54,16 @@ def train_lm(text, level, tokenizer, bptt, embedding_dim, vectors, head, dropout
       rnnkit train lm shakespeare.txt --layers 2 --hidden 256 --max-time 900
       rnnkit train lm hongloumeng.txt --out hlm.safetensors          # Chinese, one token per character
       rnnkit train lm novel.txt --level word --tokenizer jieba --vectors w2v.bin
+      rnnkit train lm novel.txt --level word --tokenizer jieba --word2vec 100 --head vector
       rnnkit generate lm.safetensors --prime "ROMEO:" --temperature 0.8
     """
     corpus = load_text(text)
+    if word2vec_dim is not None:
+        if vectors is not None:
+            raise click.UsageError("--word2vec trains word vectors and --vectors reads them; give one of the two")
+        if level != "word":
+            raise click.UsageError("--word2vec needs --level word (word vectors for a word-level model)")
+        vectors = train_word2vec(corpus, word2vec_dim, tokenizer=tokenizer or "whitespace", seed=seed)
     lm = LanguageModel(level, tokenizer, cell=cell, hidden=hidden, layers=layers, embedding_dim=embedding_dim,
                        dropout=dropout, max_vocab=max_vocab, min_freq=min_freq, bptt=bptt, batch_size=batch_size,
                        lr=lr, seed=seed, vectors=vectors, head=head)
