@@ -240,16 +240,27 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
+def load_code(library: str, cell: str) -> None:
+    """Import the library and run a tiny model of ``cell`` once, so that imported and compiled code
+    (numba's kernels, oneDNN's primitives) stays out of the measured RSS growth."""
+    x = np.random.default_rng(0).normal(size=(2, 3, 2)).astype(np.float32)
+    if library == "rnnkit":
+        from rnnkit.layers.recurrent import Recurrent
+
+        layer = Recurrent(cell, 2, 4, seed=0)
+        layer.backward(np.ones_like(layer.forward(x, training=True)))
+        layer.step(x[:, 0], None)
+    else:
+        import torch
+
+        module = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "rnn": torch.nn.RNN}[cell](2, 4, batch_first=True)
+        module(torch.from_numpy(x))[0].sum().backward()
+
+
 def measure(spec: dict) -> dict:
     """Build, check, warm up and time one (library, cell, config, mode, threads); return the record."""
-    if spec["library"] == "rnnkit":
-        import rnnkit.layers.recurrent  # noqa: F401  (imports stay out of the RSS delta)
-
-        build = rnnkit_runs
-    else:
-        import torch  # likewise
-
-        build = torch_runs
+    load_code(spec["library"], spec["cell"])
+    build = rnnkit_runs if spec["library"] == "rnnkit" else torch_runs
     config, weights, x, g = make_data(spec)
     rss0 = peak_rss_mb()
     run, check_run = build(spec, config, weights, x, g)
