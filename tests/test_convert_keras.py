@@ -62,6 +62,9 @@ KERAS_LAYERS = {
     "lstm": lambda **kw: keras.layers.LSTM(5, **kw),
     "bi-gru": lambda **kw: keras.layers.Bidirectional(keras.layers.GRU(4, **kw)),
     "bi-lstm": lambda **kw: keras.layers.Bidirectional(keras.layers.LSTM(4, **kw)),
+    "bi-simple-sum": lambda **kw: keras.layers.Bidirectional(keras.layers.SimpleRNN(4, **kw), merge_mode="sum"),
+    "bi-gru-sum": lambda **kw: keras.layers.Bidirectional(keras.layers.GRU(4, reset_after=False, **kw), merge_mode="sum"),
+    "bi-lstm-sum": lambda **kw: keras.layers.Bidirectional(keras.layers.LSTM(4, **kw), merge_mode="sum"),
 }
 
 
@@ -73,6 +76,7 @@ def test_from_keras_outputs_and_states_match(case):
     randomize(layer, seed=2)
     out_k, *states_k = [numpy(t) for t in layer(x, mask=MASK)]
     converted = from_keras(layer)
+    assert converted.merge_mode == getattr(layer, "merge_mode", "concat")
     out = converted.forward(x, lengths=LENGTHS)
     np.testing.assert_allclose(out * VALID, out_k * VALID, atol=ATOL)
     # Keras lists [h, (c)] per direction; rnnkit stacks directions: h (dirs, B, H), c (dirs, B, H).
@@ -91,8 +95,12 @@ def test_from_keras_outputs_and_states_match(case):
         GRU(D, 4, num_layers=2, bidirectional=True, dropout=0.3, seed=5),
         LSTM(D, 5, num_layers=2, seed=6),
         LSTM(D, 4, bidirectional=True, return_sequences=False, seed=7),
+        GRU(D, 4, num_layers=2, bidirectional=True, merge_mode="sum", dropout=0.3, seed=50),
+        RNN(D, 4, bidirectional=True, merge_mode="sum", activation="relu", seed=51),
+        LSTM(D, 4, num_layers=2, bidirectional=True, merge_mode="sum", return_sequences=False, seed=52),
     ],
-    ids=["rnn-sigmoid", "gru-before", "gru-2layer-bi", "lstm-2layer", "bi-lstm-last"],
+    ids=["rnn-sigmoid", "gru-before", "gru-2layer-bi", "lstm-2layer", "bi-lstm-last", "gru-2layer-bi-sum",
+         "rnn-bi-sum", "lstm-2layer-bi-sum-last"],
 )
 def test_to_keras_matches_rnnkit(layer):
     x = inputs(8)
@@ -102,6 +110,8 @@ def test_to_keras_matches_rnnkit(layer):
     for keras_layer in model.layers:  # Dropout layers are inactive outside training
         y = keras_layer(y, mask=MASK) if not isinstance(keras_layer, keras.layers.Dropout) else y
     y = numpy(y)
+    bidirectional = [k for k in model.layers if isinstance(k, keras.layers.Bidirectional)]
+    assert [k.merge_mode for k in bidirectional] == [layer.merge_mode] * layer.num_layers * layer.bidirectional
     if layer.return_sequences:
         np.testing.assert_allclose(expected * VALID, y * VALID, atol=ATOL)
     else:
@@ -136,6 +146,24 @@ def test_seed_gru_classifier_imports_and_round_trips():
     np.testing.assert_allclose(model.forward(ids, lengths=(ids != 0).sum(axis=1)), numpy(kmodel(ids)), atol=ATOL)
     back = to_keras(model)
     assert back.layers[0].mask_zero
+    for a, b in zip(kmodel.get_weights(), back.get_weights()):
+        np.testing.assert_allclose(a, b, atol=1e-7)
+
+
+def test_stacked_keras_bidirectional_sum_imports_as_one_layer_each():
+    """Keras stacks Bidirectional(sum) layers; each becomes a one-layer rnnkit layer reading R features."""
+    kmodel = randomize(keras.Sequential([
+        keras.Input((None,), dtype="int32"),
+        keras.layers.Embedding(20, 5, mask_zero=True),
+        keras.layers.Bidirectional(keras.layers.LSTM(6, return_sequences=True), merge_mode="sum"),
+        keras.layers.Bidirectional(keras.layers.GRU(4), merge_mode="sum"),
+        keras.layers.Dense(2, activation="softmax"),
+    ]), seed=53)
+    ids = padded_ids(54)
+    model = from_keras(kmodel)
+    assert [(layer.merge_mode, layer.output_size) for layer in model.layers[1:3]] == [("sum", 6), ("sum", 4)]
+    np.testing.assert_allclose(model.forward(ids, lengths=(ids != 0).sum(axis=1)), numpy(kmodel(ids)), atol=ATOL)
+    back = to_keras(model)
     for a, b in zip(kmodel.get_weights(), back.get_weights()):
         np.testing.assert_allclose(a, b, atol=1e-7)
 
@@ -262,7 +290,10 @@ def test_unsupported_layer_is_named():
 @pytest.mark.parametrize(
     "layer, message",
     [
-        (keras.layers.Bidirectional(keras.layers.GRU(3), merge_mode="sum"), "option merge_mode='sum' cannot convert"),
+        (keras.layers.Bidirectional(keras.layers.GRU(3), merge_mode="mul"),
+         r"keras layer 'bidirectional.*': option merge_mode='mul' cannot convert; .* \['concat', 'sum'\]"),
+        (keras.layers.Bidirectional(keras.layers.LSTM(3), merge_mode="ave"),
+         r"keras layer 'bidirectional.*': option merge_mode='ave' cannot convert"),
         (keras.layers.LSTM(3, activation="relu"), "option activation='relu' cannot convert"),
         (keras.layers.GRU(3, go_backwards=True), "option go_backwards=True cannot convert"),
         (keras.layers.GRU(3, dropout=0.2), "option dropout=0.2 cannot convert"),

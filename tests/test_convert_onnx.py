@@ -61,6 +61,10 @@ LAYERS = {
     "lstm-peepholes-forget-bias": lambda: LSTM(D, 4, peepholes=True, forget_bias=1.0),
     "lstm-2layer-bi-last": lambda: LSTM(D, 4, num_layers=2, bidirectional=True, return_sequences=False),
     "gru-3layer-bi": lambda: GRU(D, 3, num_layers=3, bidirectional=True, reset_after=False),
+    "rnn-bi-sum": lambda: RNN(D, 4, bidirectional=True, merge_mode="sum"),
+    "gru-2layer-bi-sum": lambda: GRU(D, 5, num_layers=2, bidirectional=True, merge_mode="sum"),
+    "lstm-2layer-bi-sum-last": lambda: LSTM(D, 4, num_layers=2, bidirectional=True, merge_mode="sum",
+                                            peepholes=True, return_sequences=False),
 }
 
 
@@ -107,6 +111,18 @@ def test_round_trip_rnnkit_onnx_rnnkit(case, tmp_path):
     np.testing.assert_allclose(back.forward(x), layer.forward(x), atol=ATOL)
     config = {k: v for k, v in layer.get_config().items() if k != "forget_bias"}
     assert {k: v for k, v in back.get_config().items() if k != "forget_bias"} == config
+
+
+def test_sum_merge_exports_as_reduce_sum_over_the_direction_axis():
+    model = randomize(Sequential([Embedding(11, 4), GRU(4, 5, num_layers=2, bidirectional=True, merge_mode="sum",
+                                                        return_sequences=False), Dense(5, 3, "softmax")]), seed=13)
+    proto = to_onnx(model, None)
+    assert [n.op_type for n in proto.graph.node].count("ReduceSum") == 2  # layer 0's Y and layer 1's Y_h
+    assert proto.graph.output[0].type.tensor_type.shape.dim[1].dim_value == 3
+    ids, lengths = np.random.default_rng(14).integers(0, 11, (4, 7)), RUNS[0][2]
+    np.testing.assert_allclose(run_ort(proto, ids, lengths), model.forward(ids, lengths=lengths), atol=ATOL)
+    with pytest.raises(ConversionError, match="ReduceSum.* no rnnkit counterpart"):  # the importer reads concat only
+        from_onnx(proto)
 
 
 def test_dense_time_distributed_and_sigmoid_tanh_relu(tmp_path):

@@ -273,11 +273,14 @@ def test_unsupported_module_is_named():
         (GRU(3, 4, reset_after=False), "reset_after"),
         (RNN(3, 4, activation="sigmoid"), "activation"),
         (GRU(3, 4, recurrent_dropout=0.2), "recurrent_dropout"),
+        (GRU(3, 4, bidirectional=True, merge_mode="sum"), "merge_mode"),
     ],
 )
 def test_options_torch_lacks_raise(layer, option):
-    with pytest.raises(ConversionError, match=rf"{type(layer).__name__}: option {option}="):
+    with pytest.raises(ConversionError, match=rf"{type(layer).__name__}: option {option}=.* no PyTorch counterpart"):
         to_torch(layer)
+    with pytest.raises(ConversionError, match=rf"layer 1 \({type(layer).__name__}\): option {option}="):
+        to_torch(Sequential([Dense(3, 3), layer]))
 
 
 def test_embedding_max_norm_raises():

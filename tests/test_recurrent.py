@@ -2,7 +2,9 @@
 
 - PyTorch nn.RNN/GRU/LSTM with packed variable-length sequences: outputs, final states and autograd
   gradients of every parameter, x, h0 and c0, in float32 and float64.
-- Central finite differences in float64 (stacked, bidirectional, lengths, last output, dropout masks).
+- Central finite differences in float64 (stacked, bidirectional concat and sum, lengths, last output,
+  dropout masks).
+- merge_mode="sum" against the concat layer with the same parameters (halves added, stacked by hand).
 - A hand-written loop over the cell ``step`` functions, one sequence at a time (Flax-style equivalence).
 - Pinned parameter names/shapes, config round trip, and every boundary error.
 """
@@ -150,13 +152,14 @@ GRADCHECK_CELLS = [
 ]
 
 
-@pytest.mark.parametrize("return_sequences, dropout", [(True, 0.3), (False, 0.0)])
+@pytest.mark.parametrize("merge_mode, return_sequences, dropout",
+                         [("concat", True, 0.3), ("concat", False, 0.0), ("sum", True, 0.0), ("sum", False, 0.3)])
 @pytest.mark.parametrize("cell, options", GRADCHECK_CELLS)
-def test_gradients_match_finite_differences(cell, options, return_sequences, dropout):
+def test_gradients_match_finite_differences(cell, options, merge_mode, return_sequences, dropout):
     B, T, D, H = 3, 4, 2, 3
     rng = np.random.default_rng(3)
     layer = Recurrent(
-        cell, D, H, num_layers=2, bidirectional=True, return_sequences=return_sequences,
+        cell, D, H, num_layers=2, bidirectional=True, merge_mode=merge_mode, return_sequences=return_sequences,
         dropout=dropout, recurrent_dropout=dropout, dtype=np.float64, seed=4, **options,
     )
     x = rng.standard_normal((B, T, D))
@@ -184,7 +187,54 @@ def test_gradients_match_finite_differences(cell, options, return_sequences, dro
         assert_grad_close(dstate0[i], numerical_grad(loss, s), f"state0[{i}]")
 
 
-# ---- 3. the layer equals a hand loop over the cell step ------------------------------------------
+# ---- 3. merge_mode="sum" against concat, and the layer against a hand loop over the cell step -----
+
+@pytest.mark.parametrize("cell, options", [("rnn", {"activation": "tanh"}), ("gru", {"reset_after": False}),
+                                           ("lstm", {"proj_size": 2, "peepholes": True})])
+def test_sum_merge_adds_the_halves_of_concat(cell, options):
+    """Layer k of a two-layer sum layer = the one-layer concat layer with layer k's parameters, halves added."""
+    B, T, D, H = 3, 5, 2, 4
+    rng = np.random.default_rng(8)
+    summed = Recurrent(cell, D, H, num_layers=2, bidirectional=True, merge_mode="sum", dtype=np.float64, seed=9,
+                       **options)
+    R = summed.state_size
+    assert summed.output_size == R and summed.params["l1.W_ih"].shape[1] == R  # layer 1 reads R features
+    x, lengths = rng.standard_normal((B, T, D)), np.array([5, 2, 4])
+    state0 = random_state(summed, B, rng)
+    out = summed.forward(x, state0=state0, lengths=lengths)
+    dout, dstate = rng.standard_normal(out.shape), random_state(summed, B, rng)
+    dx = summed.backward(dout, dstate)
+
+    concat = [Recurrent(cell, d_in, H, bidirectional=True, dtype=np.float64, **options) for d_in in (D, R)]
+    seq, dseqs = x, []
+    for k, layer in enumerate(concat):
+        for name in layer.params:  # "l0.W_ih" <- "l{k}.W_ih", "l0_reverse.W_ih" <- "l{k}_reverse.W_ih"
+            layer.params[name] = summed.params[f"l{k}" + name[2:]].copy()
+        rows = slice(2 * k, 2 * k + 2)  # layer k's rows of the stacked state
+        both = layer.forward(seq, state0=tuple(s[rows] for s in as_tuple(state0)) if cell == "lstm" else
+                             state0[rows], lengths=lengths)
+        for ours, ref in zip(as_tuple(summed.state), as_tuple(layer.state)):
+            np.testing.assert_allclose(ours[rows], ref, rtol=0, atol=1e-12)
+        seq = both[..., :R] + both[..., R:]
+    np.testing.assert_allclose(out, seq, rtol=0, atol=1e-12)
+
+    # backward: the sum's gradient reaches both directions whole, i.e. concat's with dout repeated
+    dseq = dout
+    for k in reversed(range(2)):
+        rows = slice(2 * k, 2 * k + 2)
+        layer_dstate = tuple(s[rows] for s in as_tuple(dstate)) if cell == "lstm" else dstate[rows]
+        dseq = concat[k].backward(np.concatenate([dseq, dseq], axis=-1), layer_dstate)
+        for name, g in concat[k].grads.items():
+            np.testing.assert_allclose(summed.grads[f"l{k}" + name[2:]], g, rtol=0, atol=1e-12, err_msg=name)
+    np.testing.assert_allclose(dx, dseq, rtol=0, atol=1e-12)
+
+    # return_sequences=False: the sum of the top layer's final h's
+    last = Recurrent.from_config({**summed.get_config(), "return_sequences": False})
+    copy_params(last, summed)
+    h_top = as_tuple(summed.state)[0][-2:]  # (2, B, R): forward, reverse
+    np.testing.assert_allclose(last.forward(x, state0=state0, lengths=lengths), h_top[0] + h_top[1], rtol=0,
+                               atol=1e-12)
+
 
 def hand_loop(layer: Recurrent, x: np.ndarray, lengths: np.ndarray, state0):
     """Reference: one sequence at a time, cell.step over its valid steps (reverse: backwards), no masks."""
@@ -324,9 +374,11 @@ def test_same_seed_same_parameters():
     LSTM(3, 4, proj_size=2, peepholes=True, forget_bias=1.0, cell_clip=3.0, recurrent_dropout=0.1,
          dtype=np.float64, seed=0),
     Recurrent("lstm", 3, 4, num_layers=2, bidirectional=True, seed=0),
-], ids=["rnn", "gru", "lstm", "recurrent"])
+    GRU(3, 4, num_layers=2, bidirectional=True, merge_mode="sum", seed=0),
+], ids=["rnn", "gru", "lstm", "recurrent", "gru-sum"])
 def test_config_round_trip(layer):
     config = json.loads(json.dumps(layer.get_config()))
+    assert config["merge_mode"] == layer.merge_mode
     clone = type(layer).from_config(config)
     assert clone.get_config() == layer.get_config()
     copy_params(clone, layer)
@@ -389,6 +441,10 @@ def test_bad_inputs_raise_specific_errors():
     (lambda: GRU(0, 4), ConfigError, "input_size must be >= 1"),
     (lambda: GRU(3, 4, num_layers=0), ConfigError, "num_layers must be >= 1"),
     (lambda: GRU(3, 4, bidirectional="yes"), ConfigError, "bidirectional must be True or False"),
+    (lambda: GRU(3, 4, bidirectional=True, merge_mode="mul"), ConfigError,
+     r"merge_mode must be one of \['concat', 'sum'\], got 'mul'"),
+    (lambda: LSTM(3, 4, merge_mode="sum"), ConfigError,
+     "merge_mode='sum' merges the two directions of a bidirectional layer, but bidirectional=False; pass"),
     (lambda: GRU(3, 4, num_layers=2, dropout=1.0), ConfigError, r"dropout must be in \[0, 1\)"),
     (lambda: GRU(3, 4, recurrent_dropout=-0.1), ConfigError, "recurrent_dropout must be in"),
     (lambda: GRU(3, 4, dropout=0.5), ConfigError, "acts between stacked layers, but num_layers=1"),

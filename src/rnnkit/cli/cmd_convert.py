@@ -53,5 +53,5 @@ def _options(config: dict) -> str:
     """A layer's config without the defaults that say nothing (dtype float32, zero dropout, ...)."""
     quiet = {"dtype": "float32", "dropout": 0.0, "recurrent_dropout": 0.0, "peepholes": False, "forget_bias": 0.0,
              "cell_clip": None, "proj_clip": None, "proj_size": 0, "padding_idx": None, "num_layers": 1,
-             "bidirectional": False, "use_bias": True, "trainable": True}
+             "bidirectional": False, "merge_mode": "concat", "use_bias": True, "trainable": True}
     return " ".join(f"{k}={v}" for k, v in config.items() if k not in quiet or quiet[k] != v)

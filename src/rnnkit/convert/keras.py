@@ -10,10 +10,12 @@ Keras stores ``kernel (D, G*H)`` and ``recurrent_kernel (R, G*H)`` (columns), GR
 
 Keras' GRU ``h = z*h_prev + (1-z)*hh`` is rnnkit's ``h = (1-z)*n + z*h_prev``. Converted:
 SimpleRNN (tanh/relu/sigmoid/linear), GRU (reset_after True/False), LSTM, Bidirectional
-(``merge_mode="concat"``), Embedding, Dense (linear/sigmoid/tanh/relu/softmax), Dropout, and
-Sequential or single-chain functional models; InputLayer and Masking are skipped (rnnkit masks
-with ``lengths``). A Keras recurrent layer becomes a one-layer rnnkit layer; an rnnkit layer with
-``num_layers=L`` exports as L Keras layers (its between-layer ``dropout`` as Keras Dropout layers).
+(``merge_mode="concat"`` or ``"sum"``, rnnkit's ``merge_mode``), Embedding, Dense
+(linear/sigmoid/tanh/relu/softmax), Dropout, and Sequential or single-chain functional models;
+InputLayer and Masking are skipped (rnnkit masks with ``lengths``). A Keras recurrent layer becomes
+a one-layer rnnkit layer; an rnnkit layer with ``num_layers=L`` exports as L Keras layers (its
+between-layer ``dropout`` as Keras Dropout layers), each a ``Bidirectional`` with the layer's merge mode
+if bidirectional.
 
 ``Embedding(mask_zero=True)`` imports with ``padding_idx=0``: pass rnnkit the lengths Keras derives
 from the mask, e.g. ``lengths = (ids != 0).sum(axis=1)`` (padding at the end). On export, an
@@ -42,6 +44,7 @@ Converted = Union[Layer, Sequential]
 KERAS_RECURRENT = {"SimpleRNN": ("rnn", RNN), "GRU": ("gru", GRU), "LSTM": ("lstm", LSTM)}
 KERAS_CLASS = {"rnn": "SimpleRNN", "gru": "GRU", "lstm": "LSTM"}
 SKIPPED = ("InputLayer", "Masking")  # rnnkit masks with lengths
+MERGE_MODES = ("concat", "sum")  # Keras Bidirectional merge modes rnnkit has ("mul", "ave", None have no counterpart)
 
 
 def _keras() -> Any:
@@ -98,12 +101,13 @@ def _direction_params(family: str, config: dict[str, Any], weights: list[np.ndar
 
 def _recurrent_from_keras(class_name: str, config: dict[str, Any], weights: list[np.ndarray], where: str) -> Recurrent:
     bidirectional = class_name == "Bidirectional"
+    merge_mode = config.get("merge_mode", "concat") if bidirectional else "concat"
+    if merge_mode not in MERGE_MODES:
+        raise ConversionError(
+            f"{where}: option merge_mode={merge_mode!r} cannot convert; rnnkit merges the two directions with "
+            f"merge_mode in {list(MERGE_MODES)} ([forward, reverse] or forward + reverse)"
+        )
     if bidirectional:
-        if config.get("merge_mode", "concat") != "concat":
-            raise ConversionError(
-                f"{where}: option merge_mode={config.get('merge_mode')!r} cannot convert; rnnkit concatenates "
-                "[forward, reverse] (merge_mode='concat')"
-            )
         inner = config["layer"]
         class_name, config = inner["class_name"], inner["config"]
         where = f"{where} ({class_name})"
@@ -116,7 +120,7 @@ def _recurrent_from_keras(class_name: str, config: dict[str, Any], weights: list
     per_direction = len(weights) // (2 if bidirectional else 1)
     kernel = np.asarray(weights[0])
     layer = cls(
-        kernel.shape[0], int(config["units"]), bidirectional=bidirectional,
+        kernel.shape[0], int(config["units"]), bidirectional=bidirectional, merge_mode=merge_mode,
         return_sequences=bool(config.get("return_sequences", False)),
         recurrent_dropout=float(config.get("recurrent_dropout", 0.0)), dtype=kernel.dtype, seed=0, **options,
     )
@@ -254,7 +258,7 @@ def _recurrent_to_keras(layer: Recurrent, where: str) -> list[tuple[Any, list[np
                         transpose(from_canonical(p["W_hh"], "keras", family)),
                         biases_to(_bias_layout(family, config), b_ih, b_hh)]
         if layer.bidirectional:
-            cell_layer = keras.layers.Bidirectional(cell_layer, merge_mode="concat")
+            cell_layer = keras.layers.Bidirectional(cell_layer, merge_mode=layer.merge_mode)
         entries.append((cell_layer, weights))
     return entries
 

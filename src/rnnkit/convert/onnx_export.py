@@ -3,8 +3,9 @@
 One node per recurrent layer (``direction="bidirectional"`` for both directions), fed time-major
 (``layout=0``, one Transpose at each batch-first edge, because onnxruntime rejects ``layout=1``), with
 ``sequence_lens`` from an int32 graph input ``lengths (B,)``; batch and time are dynamic. ``Y (T, dirs, B,
-H)`` becomes the next input through Transpose + Reshape (``[forward, reverse]`` concatenated, as rnnkit
-does); ``return_sequences=False`` returns ``Y_h`` the same way: both directions' final ``h``. LSTM
+H)`` becomes the next input through Transpose + Reshape (``[forward, reverse]`` concatenated), or a
+ReduceSum over its direction axis for ``merge_mode="sum"`` (``forward + reverse``), as rnnkit merges;
+``return_sequences=False`` returns ``Y_h`` the same way: both directions' final ``h``. LSTM
 ``forget_bias`` is folded into the f block of ``Wb``. Embedding is a Gather, Dense a MatMul + Add
 (+ Sigmoid/Tanh/Relu/Softmax), Dropout nothing. Not exportable, with a ConversionError: LSTM
 ``cell_clip`` (ONNX ``clip`` clips gate pre-activations, not the cell state) and ``proj_size`` (ONNX
@@ -81,8 +82,22 @@ def _node_weights(layer: Recurrent, k: int) -> dict[str, np.ndarray]:
     return {slot: np.stack([e[slot] for e in per_direction]) for slot in per_direction[0]}
 
 
+def _merge_directions(g: _Graph, y: str, axis: int, merge_mode: str) -> str:
+    """A node's ``Y (T, dirs, B, H)`` (``axis=1``) or ``Y_h (dirs, B, H)`` (``axis=0``), merged as rnnkit merges.
+
+    "concat": the direction axis moved next to H and flattened into it, ``(..., B, dirs*H)`` =
+    ``[forward, reverse]``; "sum": ReduceSum over it, ``(..., B, H)`` = ``forward + reverse``.
+    """
+    if merge_mode == "sum":
+        return g.add("ReduceSum", [y, g.const(f"axes_{axis}", np.array([axis]))], keepdims=0)
+    perm = [0, 2, 1, 3] if axis == 1 else [1, 0, 2]  # (T, B, dirs, H) or (B, dirs, H)
+    shape = [0, 0, -1] if axis == 1 else [0, -1]
+    moved = g.add("Transpose", [y], perm=perm)
+    return g.add("Reshape", [moved, g.const("shape_" + "_".join(map(str, shape)), np.array(shape))])
+
+
 def _export_recurrent(g: _Graph, layer: Recurrent, x: str, lengths: str, name: str) -> str:
-    """x time-major (T, B, D) -> time-major (T, B, dirs*H), or (B, dirs*H) without return_sequences."""
+    """x time-major (T, B, D) -> time-major (T, B, M), or (B, M) without return_sequences; M = layer.output_size."""
     dirs, op = layer.num_directions, ONNX_OP[layer.cell]
     attrs: dict[str, Any] = {"hidden_size": layer.hidden_size, "direction": "bidirectional" if dirs == 2 else "forward"}
     if layer.cell == "rnn":
@@ -98,13 +113,11 @@ def _export_recurrent(g: _Graph, layer: Recurrent, x: str, lengths: str, name: s
         if "P" in weights:
             inputs += ["", "", weights["P"]]  # no initial_h, initial_c
         Y, Y_h = g.add(op, inputs, outputs=2, **attrs)
-        if k < layer.num_layers - 1 or layer.return_sequences:  # (T, dirs, B, H) -> (T, B, dirs*H)
-            seq = g.add("Transpose", [Y], perm=[0, 2, 1, 3])  # (T, B, dirs, H)
-            x = g.add("Reshape", [seq, g.const("shape_0_0_-1", np.array([0, 0, -1]))])
+        if k < layer.num_layers - 1 or layer.return_sequences:
+            x = _merge_directions(g, Y, 1, layer.merge_mode)  # (T, dirs, B, H) -> (T, B, M)
     if layer.return_sequences:
         return x
-    h = g.add("Transpose", [Y_h], perm=[1, 0, 2])  # (dirs, B, H) -> (B, dirs, H)
-    return g.add("Reshape", [h, g.const("shape_0_-1", np.array([0, -1]))])  # (B, dirs*H): [forward, reverse]
+    return _merge_directions(g, Y_h, 0, layer.merge_mode)  # (dirs, B, H) -> (B, M)
 
 
 def _export_dense(g: _Graph, layer: Dense, x: str, name: str) -> str:

@@ -22,7 +22,8 @@ What :func:`from_torch` accepts:
 module's inputs as ``x.transpose(1, 0, 2)``; :func:`to_torch` takes ``batch_first`` (default True).
 
 Options torch lacks (LSTM ``peepholes``, ``forget_bias``, ``cell_clip``, ``proj_clip``, GRU
-``reset_after=False``, RNN ``sigmoid``/``linear``, ``recurrent_dropout``) raise ConversionError on export.
+``reset_after=False``, RNN ``sigmoid``/``linear``, ``recurrent_dropout``, ``merge_mode="sum"``) raise
+ConversionError on export.
 """
 
 from __future__ import annotations
@@ -195,6 +196,7 @@ def _check_exportable(layer: Recurrent, where: str) -> None:
         "cell_clip": lambda v: v is not None,
         "proj_clip": lambda v: v is not None,
         "recurrent_dropout": lambda v: v > 0,
+        "merge_mode": lambda v: v != "concat",  # torch concatenates [forward, reverse]
     }
     for option, bad in unsupported.items():
         if option in config and bad(config[option]):

@@ -9,8 +9,11 @@ Layer ``k`` direction ``d`` (``d = 1`` is the reverse direction) is "cell" ``i =
 its parameters are named ``l{k}.W_ih`` / ``l{k}_reverse.W_ih`` ... and its state is row ``i``
 of the stacked state ``(L*dirs, B, R)`` (and ``c`` ``(L*dirs, B, H)`` for an LSTM), as in PyTorch.
 
-Shapes: ``x (B, T, D)`` -> ``out (B, T, dirs*R)``, or with ``return_sequences=False`` ``(B, dirs*R)``:
+Shapes: ``x (B, T, D)`` -> ``out (B, T, M)``, or with ``return_sequences=False`` ``(B, M)``:
 the forward direction at each sequence's last valid step, the reverse one at ``t = 0`` (the final h's).
+A bidirectional layer merges its two directions as Keras' ``Bidirectional(merge_mode=...)``:
+``"concat"`` ``[forward, reverse]`` (``M = 2R``, PyTorch's only mode) or ``"sum"`` ``forward + reverse``
+(``M = R``), at the output of every stacked layer.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ State = Union[np.ndarray, tuple[np.ndarray, np.ndarray]]
 
 CELLS = {"rnn": (rnn, rnn.RNNConfig), "gru": (gru, gru.GRUConfig), "lstm": (lstm, lstm.LSTMConfig)}
 ENGINES = ("auto", "numpy", "fast")
+MERGE_MODES = ("concat", "sum")
 
 
 def _cell_module(cell: str, engine: str) -> ModuleType:
@@ -77,6 +81,24 @@ def reverse_sequences(seq: np.ndarray, rev: np.ndarray | None) -> np.ndarray:
     return np.take(seq.reshape(T * B, F), rev, axis=0).reshape(T, B, F)  # one gather of rows
 
 
+def merge_directions(ys: list[np.ndarray], merge_mode: str) -> np.ndarray:
+    """The directions' outputs ``ys``, each ``(..., R)``, -> the layer's output ``(..., M)``.
+
+    ``"concat"``: ``[forward, reverse]`` along the last axis, ``M = 2R``; ``"sum"``: ``forward + reverse``, ``M = R``.
+    """
+    if len(ys) == 1:
+        return ys[0]
+    return ys[0] + ys[1] if merge_mode == "sum" else np.concatenate(ys, axis=-1)
+
+
+def split_directions(dout: np.ndarray, merge_mode: str, dirs: int) -> list[np.ndarray]:
+    """The backward of :func:`merge_directions`: ``dout`` -> each direction's gradient ``(..., R)``.
+
+    ``"concat"``: the direction's slice; ``"sum"``: all of ``dout`` (d(f + r)/df = d(f + r)/dr = 1).
+    """
+    return [dout] * dirs if merge_mode == "sum" else np.split(dout, dirs, axis=-1)
+
+
 def _dropout_mask(rng: np.random.Generator, shape: tuple[int, ...], p: float, dtype: np.dtype) -> np.ndarray:
     """Inverted-dropout mask: 1/(1-p) with probability 1-p, else 0."""
     mask = (rng.random(shape, dtype=dtype) >= p).astype(dtype)
@@ -104,9 +126,12 @@ class Recurrent(Layer):
         cell: ``"rnn"``, ``"gru"`` or ``"lstm"``.
         input_size: D, features per time step.
         hidden_size: H, units per cell.
-        num_layers: L, stacked layers; layer k > 0 reads the ``dirs*R`` outputs of layer k - 1.
-        bidirectional: add a reverse direction per layer; outputs are concatenated ``[forward, reverse]``.
-        return_sequences: return every step ``(B, T, dirs*R)`` or only the last ``(B, dirs*R)``.
+        num_layers: L, stacked layers; layer k > 0 reads the ``M`` (``output_size``) outputs of layer k - 1.
+        bidirectional: add a reverse direction per layer, merged by ``merge_mode``.
+        merge_mode: how a bidirectional layer merges its directions, at every stacked layer and in the
+            last output: ``"concat"`` (default) ``[forward, reverse]``, ``M = 2R``; ``"sum"``
+            ``forward + reverse``, ``M = R``. A one-direction layer takes only ``"concat"`` (``M = R``).
+        return_sequences: return every step ``(B, T, M)`` or only the last ``(B, M)``.
         dropout: inverted dropout on the input of layers 1..L-1 (between stacked layers), training only.
         recurrent_dropout: inverted dropout on ``h_{t-1}`` where it enters the recurrent product;
             one ``(B, R)`` mask per sequence and layer-direction, the same at every step, training only.
@@ -132,6 +157,7 @@ class Recurrent(Layer):
         *,
         num_layers: int = 1,
         bidirectional: bool = False,
+        merge_mode: str = "concat",
         return_sequences: bool = True,
         dropout: float = 0.0,
         recurrent_dropout: float = 0.0,
@@ -148,6 +174,10 @@ class Recurrent(Layer):
         self.hidden_size = check_positive_int(hidden_size, "hidden_size")
         self.num_layers = check_positive_int(num_layers, "num_layers")
         self.bidirectional = _check_bool(bidirectional, "bidirectional")
+        self.merge_mode = check_choice(merge_mode, "merge_mode", list(MERGE_MODES))
+        if self.merge_mode != "concat" and not self.bidirectional:
+            raise ConfigError(f"merge_mode={merge_mode!r} merges the two directions of a bidirectional layer, but "
+                              "bidirectional=False; pass bidirectional=True, or leave merge_mode='concat'")
         self.return_sequences = _check_bool(return_sequences, "return_sequences")
         self.dropout = check_probability(dropout, "dropout")
         self.recurrent_dropout = check_probability(recurrent_dropout, "recurrent_dropout")
@@ -166,7 +196,7 @@ class Recurrent(Layer):
         shapes = self.module.param_shapes(first)
         self.num_directions = 2 if self.bidirectional else 1
         self.state_size = shapes["W_hh"][1]  # R (= proj_size for a projected LSTM, else H)
-        self.output_size = self.num_directions * self.state_size
+        self.output_size = (1 if self.merge_mode == "sum" else self.num_directions) * self.state_size  # M
         deeper = dataclasses.replace(first, input_size=self.output_size)
         self.configs = [first] + [deeper] * (self.num_layers - 1)  # cell config of layer k
         self._param_names = list(shapes)
@@ -192,6 +222,7 @@ class Recurrent(Layer):
             "hidden_size": self.hidden_size,
             "num_layers": self.num_layers,
             "bidirectional": self.bidirectional,
+            "merge_mode": self.merge_mode,
             "return_sequences": self.return_sequences,
             "dropout": self.dropout,
             "recurrent_dropout": self.recurrent_dropout,
@@ -298,13 +329,13 @@ class Recurrent(Layer):
                 ys.append(reverse_sequences(y, rev) if d else y)
                 caches.append(cache)
                 final.append(stateT)
-            seq = ys[0] if len(ys) == 1 else np.concatenate(ys, axis=2)  # (T, B, dirs*R)
+            seq = merge_directions(ys, self.merge_mode)  # (T, B, M)
         self.state = _stack(final)
         self._cache = {"caches": caches, "drop_masks": drop_masks, "rev": rev, "shape": (batch, time)}
         if self.return_sequences:
-            return seq.transpose(1, 0, 2)  # (B, T, dirs*R)
+            return seq.transpose(1, 0, 2)  # (B, T, M)
         last = final[-self.num_directions :]
-        return np.concatenate([s[0] if isinstance(s, tuple) else s for s in last], axis=1)  # (B, dirs*R)
+        return merge_directions([s[0] if isinstance(s, tuple) else s for s in last], self.merge_mode)  # (B, M)
 
     def backward(self, dout: np.ndarray, dstate: State | None = None) -> np.ndarray:
         """BPTT through every layer and direction: dout (like the output) -> dx (B, T, D).
@@ -316,17 +347,16 @@ class Recurrent(Layer):
             raise ConfigError("backward() needs the cache of a forward(); call forward() first")
         caches, drop_masks, rev = self._cache["caches"], self._cache["drop_masks"], self._cache["rev"]
         batch, time = self._cache["shape"]
-        R, dirs = self.state_size, self.num_directions
+        dirs = self.num_directions
         out_shape = (batch, time, self.output_size) if self.return_sequences else (batch, self.output_size)
         dout = check_float_array(dout, "dout", shape=out_shape, dtype=self.dtype)
         dstates = self._split_state(dstate, batch, "dstate")
         if self.return_sequences:
-            dseq = dout.transpose(1, 0, 2)  # (T, B, dirs*R)
+            dseq = dout.transpose(1, 0, 2)  # (T, B, M)
         else:  # the last output is the final h of the top layer's directions
             dseq = None
-            for d in range(dirs):
+            for d, dh in enumerate(split_directions(dout, self.merge_mode, dirs)):
                 i = (self.num_layers - 1) * dirs + d
-                dh = dout[:, d * R : (d + 1) * R]
                 if dstates[i] is None:
                     dstates[i] = self.module.zero_state(self._config(i), batch, self.dtype)
                 if self.cell == "lstm":
@@ -337,9 +367,9 @@ class Recurrent(Layer):
         dstate0: list[State] = [None] * len(caches)
         for k in reversed(range(self.num_layers)):
             dxs = None
-            for d in range(dirs):
+            dys = [None] * dirs if dseq is None else split_directions(dseq, self.merge_mode, dirs)
+            for d, dy in enumerate(dys):
                 i = k * dirs + d
-                dy = None if dseq is None else dseq[:, :, d * R : (d + 1) * R]
                 if d and dy is not None:
                     dy = reverse_sequences(dy, rev)
                 cell_grads, dx, dstate0[i] = self.module.backward(
