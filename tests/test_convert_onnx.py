@@ -61,10 +61,6 @@ LAYERS = {
     "lstm-peepholes-forget-bias": lambda: LSTM(D, 4, peepholes=True, forget_bias=1.0),
     "lstm-2layer-bi-last": lambda: LSTM(D, 4, num_layers=2, bidirectional=True, return_sequences=False),
     "gru-3layer-bi": lambda: GRU(D, 3, num_layers=3, bidirectional=True, reset_after=False),
-    "rnn-bi-sum": lambda: RNN(D, 4, bidirectional=True, merge_mode="sum"),
-    "gru-2layer-bi-sum": lambda: GRU(D, 5, num_layers=2, bidirectional=True, merge_mode="sum"),
-    "lstm-2layer-bi-sum-last": lambda: LSTM(D, 4, num_layers=2, bidirectional=True, merge_mode="sum",
-                                            peepholes=True, return_sequences=False),
 }
 
 
@@ -113,15 +109,87 @@ def test_round_trip_rnnkit_onnx_rnnkit(case, tmp_path):
     assert {k: v for k, v in back.get_config().items() if k != "forget_bias"} == config
 
 
-def test_sum_merge_exports_as_reduce_sum_over_the_direction_axis():
+SUM_LAYERS = {  # bidirectional merge_mode="sum": exported as ReduceSum over the direction axis
+    "rnn-bi-sum": lambda: RNN(D, 4, activation="relu", bidirectional=True, merge_mode="sum"),
+    "rnn-2layer-bi-sum-last": lambda: RNN(D, 4, num_layers=2, bidirectional=True, merge_mode="sum",
+                                          return_sequences=False),
+    "gru-bi-sum-last": lambda: GRU(D, 5, reset_after=False, bidirectional=True, merge_mode="sum",
+                                   return_sequences=False),
+    "gru-2layer-bi-sum": lambda: GRU(D, 5, num_layers=2, bidirectional=True, merge_mode="sum"),
+    "lstm-bi-sum": lambda: LSTM(D, 4, bidirectional=True, merge_mode="sum"),
+    "lstm-2layer-bi-sum-last": lambda: LSTM(D, 4, num_layers=2, bidirectional=True, merge_mode="sum",
+                                            peepholes=True, return_sequences=False),
+}
+
+
+def assert_round_trip(model, proto, inputs):
+    """from_onnx(proto) has model's config, and model, the import and onnxruntime agree on every run."""
+    back = from_onnx(proto)
+    assert back.get_config() == model.get_config()
+    for x, lengths in inputs:
+        expected = model.forward(x, lengths=lengths)
+        np.testing.assert_allclose(run_ort(proto, x, lengths), expected, atol=ATOL)
+        np.testing.assert_allclose(back.forward(x, lengths=lengths), expected, atol=ATOL)
+
+
+@pytest.mark.parametrize("case", sorted(SUM_LAYERS))
+def test_sum_merge_round_trips_through_reduce_sum(case):
+    layer = randomize(SUM_LAYERS[case](), seed=len(case) + 20)
+    proto = to_onnx(layer, None)
+    # one per layer: each layer's Y, but the last one's Y_h without return_sequences
+    assert [n.op_type for n in proto.graph.node].count("ReduceSum") == layer.num_layers
+    assert_round_trip(layer, proto, [(features(B, T), lengths) for B, T, lengths in RUNS])
+
+
+@pytest.mark.parametrize("return_sequences", [False, True])
+def test_embedding_gru_sum_dense_model_round_trips(return_sequences):
     model = randomize(Sequential([Embedding(11, 4), GRU(4, 5, num_layers=2, bidirectional=True, merge_mode="sum",
-                                                        return_sequences=False), Dense(5, 3, "softmax")]), seed=13)
+                                                        return_sequences=return_sequences), Dense(5, 3, "softmax")]), 13)
     proto = to_onnx(model, None)
-    assert [n.op_type for n in proto.graph.node].count("ReduceSum") == 2  # layer 0's Y and layer 1's Y_h
-    assert proto.graph.output[0].type.tensor_type.shape.dim[1].dim_value == 3
-    ids, lengths = np.random.default_rng(14).integers(0, 11, (4, 7)), RUNS[0][2]
-    np.testing.assert_allclose(run_ort(proto, ids, lengths), model.forward(ids, lengths=lengths), atol=ATOL)
-    with pytest.raises(ConversionError, match="ReduceSum.* no rnnkit counterpart"):  # the importer reads concat only
+    assert [n.op_type for n in proto.graph.node].count("ReduceSum") == 2  # layer 0's Y, layer 1's Y or Y_h
+    assert proto.graph.output[0].type.tensor_type.shape.dim[-1].dim_value == 3
+    rng = np.random.default_rng(14)
+    assert_round_trip(model, proto, [(rng.integers(0, 11, (B, T)), lengths) for B, T, lengths in RUNS])
+
+
+def sum_model_reduce_sum(opset: int = 17):
+    """A bidirectional sum RNN, its export, and that graph's ReduceSum (of Y (T, d, B, H), axes=[1], keepdims=0)."""
+    layer = randomize(RNN(D, 4, bidirectional=True, merge_mode="sum"), seed=15)
+    proto = to_onnx(layer, None, opset=max(opset, 14))
+    proto.opset_import[0].version = opset
+    node, = [n for n in proto.graph.node if n.op_type == "ReduceSum"]
+    return layer, proto, node
+
+
+def set_reduce_sum_axes(proto, node, axes):
+    proto.graph.initializer.append(onnx.numpy_helper.from_array(np.array(axes, np.int64), "other_axes"))
+    node.input[1] = "other_axes"
+
+
+@pytest.mark.parametrize("form", ["negative-axis", "axes-attribute-opset-12"])
+def test_equivalent_reduce_sum_forms_import(form):
+    layer, proto, node = sum_model_reduce_sum(opset=12 if form.endswith("12") else 17)
+    if form == "negative-axis":
+        set_reduce_sum_axes(proto, node, [-3])
+    else:  # before opset 13, axes is an attribute
+        del node.input[1]
+        node.attribute.append(onnx.helper.make_attribute("axes", [1]))
+    onnx.checker.check_model(proto)
+    assert_round_trip(layer, proto, [(features(4, 7), RUNS[0][2])])
+
+
+@pytest.mark.parametrize("axes, keepdims, match", [
+    ([3], 0, r"keepdims=0 and axes \[3\] of input axes \('T', 'd', 'B', 'H'\)"),  # over the units
+    ([0, 1], 0, r"axes \[0, 1\]"),  # over time and directions
+    ([1], 1, r"keepdims=1 and axes \[1\]"),  # the direction axis kept
+], ids=["units-axis", "time-and-direction-axes", "keepdims-1"])
+def test_other_reduce_sums_raise(axes, keepdims, match):
+    _, proto, node = sum_model_reduce_sum()
+    set_reduce_sum_axes(proto, node, axes)
+    del node.attribute[:]
+    node.attribute.append(onnx.helper.make_attribute("keepdims", keepdims))
+    with pytest.raises(ConversionError, match=r"ReduceSum node 'ReduceSum_2': only a ReduceSum over the direction "
+                                              r"axis with keepdims=0 .*" + match):
         from_onnx(proto)
 
 

@@ -3,7 +3,8 @@
 It follows the graph from its input to its first output, naming each tensor's axes (``B``, ``T``,
 ``F`` features, ``d`` directions, ``H`` units per direction) through Transpose/Squeeze/Reshape/Gather/
 Concat, and turns RNN/GRU/LSTM nodes (``layout`` 0 or 1), Gather-on-ids, MatMul(+Add) and Gemm
-(+ activation) into layers: what :func:`~.onnx_export.to_onnx` and ``torch.onnx.export(dynamo=False)``
+(+ activation) into layers; a ReduceSum over a bidirectional output's direction axis (``keepdims=0``)
+is ``merge_mode="sum"``: what :func:`~.onnx_export.to_onnx` and ``torch.onnx.export(dynamo=False)``
 emit. Consecutive recurrent nodes of one kind merge into one ``num_layers`` layer. Initial states must
 be zeros (torch builds them with Shape/ConstantOfShape); a time-major graph input imports too (feed
 rnnkit ``x.transpose(1, 0, 2)``). Anything else on the data path raises ConversionError naming the node.
@@ -35,13 +36,15 @@ class _Sym:
     """A tensor on the model's data path: its axes by name and the layer (spec index) that last wrote it.
 
     Axes: ``B`` batch, ``T`` time, ``F`` features, ``d`` directions, ``H`` one direction's units (``C``:
-    an LSTM cell state). ``dirs``: the directions a recurrent output holds; ``final``: derived from ``Y_h``.
+    an LSTM cell state). ``dirs``: the directions a recurrent output holds; ``final``: derived from ``Y_h``;
+    ``summed``: its directions were added (ReduceSum), not concatenated.
     """
 
     axes: tuple[str, ...]
     layer: int = -1
     dirs: tuple[int, ...] = ()
     final: bool = False
+    summed: bool = False
 
 
 @dataclasses.dataclass
@@ -63,6 +66,7 @@ class _RecurrentSpec:
     arrays: dict[str, np.ndarray]
     uses_lengths: bool
     return_sequences: bool = True
+    merge_mode: str = "concat"
 
 
 def _attr(node: Any, name: str, default: Any = None) -> Any:
@@ -98,10 +102,10 @@ class _Importer:
     """One pass over a graph's nodes (stored in topological order) that turns its data path into layer specs."""
 
     HANDLERS = {"Identity": "_identity", "Dropout": "_identity", "Shape": "_side", "Transpose": "_transpose",
-                "Squeeze": "_squeeze", "Reshape": "_reshape", "Gather": "_gather", "Concat": "_concat",
-                "MatMul": "_matmul", "Gemm": "_gemm", "Add": "_add", "Sigmoid": "_activation", "Tanh": "_activation",
-                "Relu": "_activation", "Softmax": "_activation", "RNN": "_recurrent", "GRU": "_recurrent",
-                "LSTM": "_recurrent"}
+                "Squeeze": "_squeeze", "ReduceSum": "_reduce_sum", "Reshape": "_reshape", "Gather": "_gather",
+                "Concat": "_concat", "MatMul": "_matmul", "Gemm": "_gemm", "Add": "_add", "Sigmoid": "_activation",
+                "Tanh": "_activation", "Relu": "_activation", "Softmax": "_activation", "RNN": "_recurrent",
+                "GRU": "_recurrent", "LSTM": "_recurrent"}
 
     def __init__(self, graph: Any, opset: int, time_major: bool) -> None:
         onnx = import_onnx()
@@ -159,7 +163,8 @@ class _Importer:
         self.syms[name] = sym
 
     def _chain(self, where: str, sym: _Sym, *, features: bool = True) -> None:
-        """Check that a layer (or the output) reads the latest layer's complete output; Y_h read -> return_sequences=False."""
+        """Check that a layer (or the output) reads the latest layer's complete output; records how that layer ends:
+        Y_h read -> return_sequences=False, directions summed -> merge_mode="sum"."""
         if features and (sym.axes[-1] != "F" or "d" in sym.axes):
             raise ConversionError(f"{where}: its input has axes {sym.axes} (F features, d directions, H one direction's "
                                   "units); rnnkit layers read all directions' features on the last axis")
@@ -168,6 +173,8 @@ class _Importer:
                                   f"{len(self.specs) - 1}; only a chain of layers imports")
         if sym.final:
             self.specs[sym.layer].return_sequences = False
+        if sym.summed:
+            self.specs[sym.layer].merge_mode = "sum"
 
     def _append(self, spec: Any, output: str, axes: tuple[str, ...]) -> None:
         self.specs.append(spec)
@@ -204,6 +211,19 @@ class _Importer:
             raise ConversionError(f"{node_label(node)}: only squeezing the direction axis of a one-direction recurrent "
                                   f"output imports (axes {sym.axes})")
         self._set(node.output[0], dataclasses.replace(sym, axes=tuple(a for j, a in enumerate(sym.axes) if j not in axes)))
+
+    def _reduce_sum(self, node: Any) -> None:
+        """``forward + reverse``: ReduceSum(Y or Y_h, axes=[direction axis], keepdims=0), axes an input or (opset < 13)
+        an attribute."""
+        sym, keepdims = self._sym(node, 0), _attr(node, "keepdims", 1)
+        axes = _attr(node, "axes") if len(node.input) < 2 or not node.input[1] else self._const(node, 1).tolist()
+        axes = [int(a) % len(sym.axes) for a in np.atleast_1d(axes if axes is not None else [])]
+        if [sym.axes[a] for a in axes] != ["d"] or keepdims != 0:
+            raise ConversionError(f"{node_label(node)}: only a ReduceSum over the direction axis with keepdims=0 (a "
+                                  f"bidirectional layer's merge_mode='sum') imports; got attribute keepdims={keepdims} "
+                                  f"and axes {axes} of input axes {sym.axes} (d: directions)")
+        self._set(node.output[0], dataclasses.replace(sym, axes=tuple(a for a in sym.axes if a != "d"),
+                                                      summed=len(sym.dirs) == 2))
 
     def _reshape(self, node: Any) -> None:
         sym, shape = self._sym(node, 0), self._const(node, 1).tolist()
@@ -329,7 +349,8 @@ class _Importer:
     @staticmethod
     def _build(spec: Any) -> Layer:
         if isinstance(spec, _RecurrentSpec):
-            return node_layer(spec.node, spec.arrays, spec.return_sequences)
+            node = dataclasses.replace(spec.node, options=dict(spec.node.options, merge_mode=spec.merge_mode))
+            return node_layer(node, spec.arrays, spec.return_sequences)
         if isinstance(spec, _EmbeddingSpec):
             return Embedding.from_pretrained(spec.W)
         K, F = spec.W.shape
