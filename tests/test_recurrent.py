@@ -16,7 +16,7 @@ import json
 import numpy as np
 import pytest
 
-from rnnkit.cells import gru, lstm, rnn
+from rnnkit.cells import fast, gru, lstm, rnn
 from rnnkit.errors import ConfigError, DataError, DTypeError, ShapeError
 from rnnkit.layers.recurrent import GRU, LSTM, RNN, Recurrent
 from tests.gradcheck import assert_grad_close, numerical_grad
@@ -292,6 +292,65 @@ def test_streaming_step_equals_forward(cell):
         np.testing.assert_allclose(y, out[:, t], rtol=0, atol=1e-12)
     for ours, ref in zip(as_tuple(state), as_tuple(layer.state)):
         np.testing.assert_allclose(ours, ref, rtol=0, atol=1e-12)
+
+
+ENGINES = ["numpy"] + (["fast"] if fast.available() else [])
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("num_layers, batch", [(2, 1), (2, 3), (1, 1)])
+@pytest.mark.parametrize("cell, options", [
+    ("lstm", {}), ("lstm", {"proj_size": 2, "peepholes": True, "forget_bias": 1.0}),
+    ("gru", {}), ("gru", {"reset_after": False}), ("rnn", {}),
+])
+def test_streaming_20_steps_with_carried_state_equals_forward(cell, options, num_layers, batch, engine):
+    """step() fed its own state back for 20 steps from a random state0 == forward(x, state0), per step and at the end."""
+    T = 20
+    rng = np.random.default_rng(12)
+    layer = Recurrent(cell, 3, 4, num_layers=num_layers, dtype=np.float64, seed=13, engine=engine, **options)
+    x = rng.standard_normal((batch, T, 3))
+    state0 = random_state(layer, batch, rng)
+    saved = [s.copy() for s in as_tuple(state0)]
+    out = layer.forward(x, state0=state0)
+    state = state0
+    for t in range(T):
+        y, state = layer.step(x[:, t], state)
+        np.testing.assert_allclose(y, out[:, t], rtol=0, atol=1e-12)
+    for ours, ref in zip(as_tuple(state), as_tuple(layer.state)):
+        assert ours.shape == ref.shape
+        np.testing.assert_allclose(ours, ref, rtol=0, atol=1e-12)
+    for before, after in zip(saved, as_tuple(state0)):
+        np.testing.assert_array_equal(after, before)  # the caller's state is read, never written
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
+def test_step_rejects_nan_and_inf_in_x_t_and_state(cell, engine):
+    rng = np.random.default_rng(14)
+    layer = Recurrent(cell, 3, 4, num_layers=2, seed=15, engine=engine)
+    x_t = rng.standard_normal((2, 3)).astype(np.float32)
+    state = random_state(layer, 2, rng)
+    for bad in (np.nan, np.inf, -np.inf):
+        x_bad = x_t.copy()
+        x_bad[1, 2] = bad
+        with pytest.raises(DataError, match=r"x_t contains 1 NaN or Inf value\(s\)"):
+            layer.step(x_bad, state)
+        for k, part in enumerate(("h", "c")[: len(as_tuple(state))]):
+            parts = [s.copy() for s in as_tuple(state)]
+            parts[k][1, 0, 2] = bad
+            with pytest.raises(DataError, match=rf"state {part} contains 1 NaN or Inf value\(s\)"):
+                layer.step(x_t, tuple(parts) if cell == "lstm" else parts[0])
+
+
+def test_step_checks_the_layer_parameters():
+    layer = LSTM(3, 4, num_layers=2, seed=17)
+    x_t = np.zeros((2, 3), np.float32)
+    layer.params["l1.W_hh"] = np.zeros((16, 3), np.float32)
+    with pytest.raises(ShapeError, match=r"l1.W_hh must have shape \(16, 4\) .* got \(16, 3\)"):
+        layer.step(x_t)
+    layer.params["l1.W_hh"] = np.zeros((16, 4))
+    with pytest.raises(DTypeError, match=r"l1.W_hh has dtype float64 but the parameters are float32"):
+        layer.step(x_t)
 
 
 def test_mask_is_the_same_as_lengths():

@@ -63,20 +63,35 @@ def zero_state(cfg: GRUConfig, batch: int, dtype: np.dtype | type = np.float32) 
 
 def step(p: dict[str, np.ndarray], cfg: GRUConfig, x_t: np.ndarray, state: State) -> tuple[np.ndarray, State]:
     """One step for streaming, no cache (the module docstring's equations); returns (h_t, h_t)."""
+    return advance(p, cfg, *_check_step(p, cfg, x_t, state))
+
+
+def _check_step(p: dict[str, np.ndarray], cfg: GRUConfig, x_t: np.ndarray, state: State) -> tuple[np.ndarray, State]:
+    """The checks of ``step``: x_t (B, D) and state h (B, H), finite, in p's dtype."""
     dtype = p["W_ih"].dtype
     x_t = check_float_array(x_t, "x_t", shape=(None, cfg.input_size), dtype=dtype)
-    h_prev = check_state_array(state, x_t.shape[0], cfg.hidden_size, dtype, "state")
-    W_ir, W_iz, W_in = np.split(p["W_ih"], 3)
-    W_hr, W_hz, W_hn = np.split(p["W_hh"], 3)
-    b_ir, b_iz, b_in = np.split(p["b_ih"], 3)
-    b_hr, b_hz, b_hn = np.split(p["b_hh"], 3)
-    r = sigmoid(x_t @ W_ir.T + b_ir + h_prev @ W_hr.T + b_hr)
-    z = sigmoid(x_t @ W_iz.T + b_iz + h_prev @ W_hz.T + b_hz)
+    return x_t, check_state_array(state, x_t.shape[0], cfg.hidden_size, dtype, "state")
+
+
+def advance(p: dict[str, np.ndarray], cfg: GRUConfig, x_t: np.ndarray, state: State) -> tuple[np.ndarray, State]:
+    """``step`` on inputs already checked (no validation): the layer's ``step`` checks once, then calls this.
+
+    One product for the three x_t blocks and one for the h_{t-1} blocks (two with reset_before,
+    whose n block needs r_t first); columns [0, H), [H, 2H), [2H, 3H) are r, z, n.
+    """
+    H, h_prev, W_hh, b_hh = cfg.hidden_size, state, p["W_hh"], p["b_hh"]
+    a = x_t @ p["W_ih"].T  # (B, 3H): x_t W_i*^T + b_i*
+    a += p["b_ih"]
+    blocks = 3 * H if cfg.reset_after else 2 * H
+    gh = h_prev @ W_hh[:blocks].T  # (B, 3H) or (B, 2H): h_{t-1} W_h*^T + b_h*
+    gh += b_hh[:blocks]
+    rz = sigmoid(a[:, :2 * H] + gh[:, :2 * H])  # (B, 2H): r_t, z_t
+    r, z = rz[:, :H], rz[:, H:]
     if cfg.reset_after:
-        n = np.tanh(x_t @ W_in.T + b_in + r * (h_prev @ W_hn.T + b_hn))
+        n = np.tanh(a[:, 2 * H:] + r * gh[:, 2 * H:])
     else:
-        n = np.tanh(x_t @ W_in.T + b_in + (r * h_prev) @ W_hn.T + b_hn)
-    h = (1 - z) * n + z * h_prev
+        n = np.tanh(a[:, 2 * H:] + (r * h_prev) @ W_hh[2 * H:].T + b_hh[2 * H:])
+    h = n + z * (h_prev - n)  # (1 - z_t) ⊙ n_t + z_t ⊙ h_{t-1}
     return h, h
 
 

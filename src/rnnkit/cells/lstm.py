@@ -161,8 +161,15 @@ def step(p: dict[str, np.ndarray], cfg: LSTMConfig, x_t: np.ndarray, state: Stat
     """One step for streaming, no cache: ``x_t (B, D)``, ``state (h, c)`` or None -> ``(h_t, (h_t, c_t))``."""
     p = _check_params(p, cfg)
     x_t = check_float_array(x_t, "x_t", ndim=2, shape=(None, cfg.input_size), dtype=p["W_ih"].dtype)
-    h0, c0 = _check_state(state, x_t.shape[0], cfg, x_t.dtype, "state")
-    y, state_t, _ = _run(p, cfg, x_t[None], h0, c0, None, None)
+    return advance(p, cfg, x_t, _check_state(state, x_t.shape[0], cfg, x_t.dtype, "state"))
+
+
+def advance(p: dict[str, np.ndarray], cfg: LSTMConfig, x_t: np.ndarray, state: State) -> tuple[np.ndarray, State]:
+    """``step`` on inputs already checked (no validation): the layer's ``step`` checks once, then calls this.
+
+    ``p`` as ``init_params(cfg)`` gives it, ``x_t (B, D)`` finite in p's dtype, ``state (h (B, R), c (B, H))``.
+    """
+    y, state_t, _ = _run(p, cfg, x_t[None], state[0], state[1], None, None)
     return y[0], state_t
 
 

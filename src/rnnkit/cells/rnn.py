@@ -54,11 +54,20 @@ def zero_state(cfg: RNNConfig, batch: int, dtype: np.dtype | type = np.float32) 
 
 def step(p: dict[str, np.ndarray], cfg: RNNConfig, x_t: np.ndarray, state: State) -> tuple[np.ndarray, State]:
     """One step for streaming, no cache: h_t = f(x_t W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh); returns (h_t, h_t)."""
+    return advance(p, cfg, *_check_step(p, cfg, x_t, state))
+
+
+def _check_step(p: dict[str, np.ndarray], cfg: RNNConfig, x_t: np.ndarray, state: State) -> tuple[np.ndarray, State]:
+    """The checks of ``step``: x_t (B, D) and state h (B, H), finite, in p's dtype."""
     dtype = p["W_ih"].dtype
     x_t = check_float_array(x_t, "x_t", shape=(None, cfg.input_size), dtype=dtype)
-    h_prev = check_state_array(state, x_t.shape[0], cfg.hidden_size, dtype, "state")
+    return x_t, check_state_array(state, x_t.shape[0], cfg.hidden_size, dtype, "state")
+
+
+def advance(p: dict[str, np.ndarray], cfg: RNNConfig, x_t: np.ndarray, state: State) -> tuple[np.ndarray, State]:
+    """``step`` on inputs already checked (no validation): the layer's ``step`` checks once, then calls this."""
     f, _ = ACTIVATIONS[cfg.activation]
-    h = f(x_t @ p["W_ih"].T + p["b_ih"] + h_prev @ p["W_hh"].T + p["b_hh"])  # (B, H)
+    h = f(x_t @ p["W_ih"].T + p["b_ih"] + state @ p["W_hh"].T + p["b_hh"])  # (B, H); state is h_{t-1}
     return h, h
 
 

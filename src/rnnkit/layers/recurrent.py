@@ -401,23 +401,59 @@ class Recurrent(Layer):
     def step(self, x_t: np.ndarray, state: State | None = None) -> tuple[np.ndarray, State]:
         """One time step for streaming: ``x_t (B, D)`` -> ``(y_t (B, R), state)``; no cache, no dropout.
 
-        ``state`` is the stacked state (None: zeros); feed the returned one back in.
+        ``state`` is the stacked state (None: zeros); feed the returned one back in. Inputs are checked
+        once here, then each cell runs its unchecked ``advance``. ``y_t`` and the returned state may
+        share memory (as a cell's ``h_t`` and state do): copy ``y_t`` before changing it in place.
         """
         if self.bidirectional:
             raise ConfigError(
                 "step() streams one time step, but a bidirectional layer needs the whole sequence for its "
                 "reverse direction; use forward(), or build the layer with bidirectional=False"
             )
-        x_t = self._check_x(x_t, "x_t", 2)
+        if not (type(x_t) is np.ndarray and x_t.ndim == 2 and self._is_clean(x_t, (len(x_t), self.input_size))):
+            x_t = self._check_x(x_t, "x_t", 2)  # the full check: converts a list, or raises the specific error
         batch = x_t.shape[0]
-        states = self._split_state(state, batch, "state")
+        states = self._step_states(state, batch)
         y, new_states = x_t, []
         for i, s in enumerate(states):
-            cfg = self._config(i)
-            s = self.module.zero_state(cfg, batch, self.dtype) if s is None else s
-            y, s = self.module.step(self._cell_params(i), cfg, y, s)
+            y, s = self.module.advance(self._step_params(i), self._config(i), y, s)
             new_states.append(s)
-        return y, _stack(new_states)
+        if len(new_states) > 1:
+            return y, _stack(new_states)
+        return y, tuple(part[None] for part in new_states[0]) if self.cell == "lstm" else new_states[0][None]
+
+    def _is_clean(self, a: Any, shape: tuple[int, ...]) -> bool:
+        """The common case of step()'s input checks, in one pass: ``a`` is an ndarray of the layer's dtype and
+        of this nonempty shape, all finite. False sends ``a`` to the full check (which raises the specific error).
+
+        (``count_nonzero`` of the finite mask: half the cost of ``.all()`` on arrays this small.)
+        """
+        return (type(a) is np.ndarray and a.dtype == self.dtype and a.shape == shape and a.size > 0
+                and np.count_nonzero(np.isfinite(a)) == a.size)
+
+    def _step_states(self, state: Any, batch: int) -> list[State]:
+        """step()'s state per cell: zeros for None, views of a clean stacked state, else ``_split_state``'s checks."""
+        n = self.num_layers * self.num_directions
+        if state is None:
+            return [self.module.zero_state(self._config(i), batch, self.dtype) for i in range(n)]
+        if self.cell == "lstm":
+            if (type(state) is tuple and len(state) == 2 and self._is_clean(state[0], (n, batch, self.state_size))
+                    and self._is_clean(state[1], (n, batch, self.hidden_size))):
+                return [(state[0][i], state[1][i]) for i in range(n)]
+        elif self._is_clean(state, (n, batch, self.state_size)):
+            return list(state)
+        return self._split_state(state, batch, "state")
+
+    def _step_params(self, i: int) -> dict[str, np.ndarray]:
+        """Cell i's plain-named parameters (as ``_cell_params``) for ``advance``, after the shape and dtype checks
+        a cell's ``step`` makes (the compiled cells read the arrays unchecked)."""
+        p = {}
+        for name, shape in self.module.param_shapes(self._config(i)).items():
+            key = f"{self.prefixes[i]}.{name}"
+            p[name] = a = self.params[key]
+            if not (type(a) is np.ndarray and a.dtype == self.dtype and a.shape == shape):
+                p[name] = check_float_array(a, key, shape=shape, dtype=self.dtype, allow_nonfinite=True)
+        return p
 
 
 class _OneCell(Recurrent):

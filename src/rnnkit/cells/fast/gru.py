@@ -18,10 +18,18 @@ import numpy as np
 
 from ..._validation import check_float_array
 from .._common import check_sequence, check_state_array, input_projection
-from ..gru import GRUConfig, State, _gate_major, init_params, param_shapes, zero_state
-from ._jit import jit, lengths_or_full, sigmoid, tanh
+from ..gru import (
+    GRUConfig,
+    State,
+    _check_step,
+    _gate_major,
+    init_params,
+    param_shapes,
+    zero_state,
+)
+from ._jit import jit, lengths_or_full, sigmoid, tanh, weights_times_rows
 
-__all__ = ["GRUConfig", "State", "backward", "forward", "init_params", "param_shapes", "step", "zero_state"]
+__all__ = ["GRUConfig", "State", "advance", "backward", "forward", "init_params", "param_shapes", "step", "zero_state"]
 
 
 @jit
@@ -106,13 +114,43 @@ def _dh_prev(t, lengths, reset_after, prod, drh, r, rec_mask, g, z, dh):
             dh[b, j] = d_rec * rec_mask[b, j] + g[b, j] * z[b, j] + (zero if t < lengths[b] else dh[b, j])
 
 
+@jit
+def _step(reset_after, x_t, h_prev, W_ih, W_hh, b_ih, b_hh, a, gh, hn, h):
+    """One step compiled whole, gate-major like forward (``a``, ``gh`` (3, B, H)); h (B, H) = h_t.
+
+    a = x_t W_i*^T + b_i* (+ b_h* for r, z), gh = h_{t-1} W_h*^T (reset_before: (r ⊙ h_{t-1}) W_hn^T
+    for n, after r), then the cell (_rz, _candidate, which adds b_hn). Dot products along the
+    weights' rows: at batch 1 a BLAS call costs more than these products.
+    """
+    _, B, H = a.shape
+    zero = a.dtype.type(0)
+    for k in range(3):
+        for b in range(B):
+            for j in range(H):
+                a[k, b, j] = b_ih[k * H + j] + (b_hh[k * H + j] if k < 2 else zero)
+                gh[k, b, j] = zero
+        weights_times_rows(W_ih[k * H:(k + 1) * H], x_t, a[k].T)  # a_k^T (H, B) += W_ik x_t^T
+    for k in range(3 if reset_after else 2):
+        weights_times_rows(W_hh[k * H:(k + 1) * H], h_prev, gh[k].T)
+    _rz(a, gh)
+    if not reset_after:
+        weights_times_rows(W_hh[2 * H:], a[0] * h_prev, gh[2].T)
+    _candidate(0, np.ones(B, np.int64), reset_after, a, gh[2], b_hh[2 * H:], h_prev, hn, h, h)  # every row valid
+
+
 def step(p: dict[str, np.ndarray], cfg: GRUConfig, x_t: np.ndarray, state: State) -> tuple[np.ndarray, State]:
     """One step for streaming, no cache (the reference's equations); returns (h_t, h_t)."""
-    from ..gru import (
-        step as reference_step,  # a handful of tiny products: NumPy is as fast
-    )
+    return advance(p, cfg, *_check_step(p, cfg, x_t, state))
 
-    return reference_step(p, cfg, x_t, state)
+
+def advance(p: dict[str, np.ndarray], cfg: GRUConfig, x_t: np.ndarray, state: State) -> tuple[np.ndarray, State]:
+    """``step`` on inputs already checked (no validation): one compiled call."""
+    (B, H), dtype = state.shape, state.dtype
+    a, gh = np.empty((3, B, H), dtype), np.empty((3, B, H), dtype)
+    hn, h = np.empty((B, H), dtype), np.empty((B, H), dtype)
+    _step(cfg.reset_after, np.ascontiguousarray(x_t), np.ascontiguousarray(state), p["W_ih"], p["W_hh"], p["b_ih"],
+          p["b_hh"], a, gh, hn, h)  # contiguous inputs: one compiled version serves x[:, t] slices too
+    return h, h
 
 
 def forward(

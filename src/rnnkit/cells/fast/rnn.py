@@ -17,10 +17,10 @@ import numpy as np
 
 from ..._validation import check_float_array
 from .._common import check_sequence, check_state_array, input_projection
-from ..rnn import RNNConfig, State, init_params, param_shapes, zero_state
-from ._jit import jit, lengths_or_full, sigmoid, tanh
+from ..rnn import RNNConfig, State, _check_step, init_params, param_shapes, zero_state
+from ._jit import jit, lengths_or_full, sigmoid, tanh, weights_times_rows
 
-__all__ = ["RNNConfig", "State", "backward", "forward", "init_params", "param_shapes", "step", "zero_state"]
+__all__ = ["RNNConfig", "State", "advance", "backward", "forward", "init_params", "param_shapes", "step", "zero_state"]
 
 _CODES = {"tanh": 0, "sigmoid": 1, "relu": 2, "linear": 3}
 
@@ -97,13 +97,32 @@ def _step_backward(t, lengths, code, rec, rec_mask, dh, dy_t, h_new, da):
             dh[b, j] = zero if t < lengths[b] else dh[b, j]
 
 
+@jit
+def _step(code, x_t, h_prev, W_ih, W_hh, b_ih, b_hh, h):
+    """One step compiled whole: h (B, H) = f(b_ih + b_hh + x_t W_ih^T + h_{t-1} W_hh^T), f by ``code``.
+
+    Dot products along the weights' rows: at batch 1 a BLAS call costs more than these products.
+    """
+    B, H = h.shape
+    for b in range(B):
+        for j in range(H):
+            h[b, j] = b_ih[j] + b_hh[j]
+    weights_times_rows(W_ih, x_t, h.T)  # h^T (H, B) += W_ih x_t^T
+    weights_times_rows(W_hh, h_prev, h.T)
+    _activate(code, h)
+
+
 def step(p: dict[str, np.ndarray], cfg: RNNConfig, x_t: np.ndarray, state: State) -> tuple[np.ndarray, State]:
     """One step for streaming, no cache: h_t = f(x_t W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh); returns (h_t, h_t)."""
-    from ..rnn import (
-        step as reference_step,  # two tiny products and one ufunc: NumPy is as fast
-    )
+    return advance(p, cfg, *_check_step(p, cfg, x_t, state))
 
-    return reference_step(p, cfg, x_t, state)
+
+def advance(p: dict[str, np.ndarray], cfg: RNNConfig, x_t: np.ndarray, state: State) -> tuple[np.ndarray, State]:
+    """``step`` on inputs already checked (no validation): one compiled call."""
+    h = np.empty(state.shape, state.dtype)  # contiguous inputs: one compiled version serves x[:, t] slices too
+    _step(_CODES[cfg.activation], np.ascontiguousarray(x_t), np.ascontiguousarray(state), p["W_ih"], p["W_hh"],
+          p["b_ih"], p["b_hh"], h)
+    return h, h
 
 
 def forward(
