@@ -29,10 +29,10 @@ def test_cited_lines_hold_the_excerpt(path, first, last, excerpt):
     lines = (ROOT / path).read_text("utf-8").splitlines()
     wanted = textwrap.dedent(excerpt).rstrip("\n")
     n = last - first + 1
-    if textwrap.dedent("\n".join(lines[first - 1 : last])) != wanted:
-        moved = [k + 1 for k in range(len(lines) - n + 1) if textwrap.dedent("\n".join(lines[k : k + n])) == wanted]
-        hint = f"it is now at L{moved[0]}-L{moved[0] + n - 1}" if moved else "the code changed: update the excerpt"
-        pytest.fail(f"docs/tour.md cites {path}:L{first}-L{last}, which no longer holds its excerpt; {hint}")
+    cited = textwrap.dedent("\n".join(lines[first - 1 : last]))
+    moved = [k + 1 for k in range(len(lines) - n + 1) if textwrap.dedent("\n".join(lines[k : k + n])) == wanted]
+    hint = f"it is now at L{moved[0]}-L{moved[0] + n - 1}" if moved else "the code changed: update the excerpt"
+    assert cited == wanted, f"docs/tour.md cites {path}:L{first}-L{last}, which no longer holds its excerpt; {hint}"
 
 
 def test_every_code_block_is_checked():

@@ -29,6 +29,13 @@ def check_state_array(h: np.ndarray, batch: int, size: int, dtype: np.dtype, nam
     return h
 
 
+def check_h_step(p: dict[str, np.ndarray], cfg, x_t: np.ndarray, h_prev: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The checks of a one-state cell's ``step`` (RNN, GRU): x_t (B, D) and h_{t-1} (B, H), finite, in p's dtype."""
+    dtype = p["W_ih"].dtype
+    x_t = check_float_array(x_t, "x_t", shape=(None, cfg.input_size), dtype=dtype)
+    return x_t, check_state_array(h_prev, x_t.shape[0], cfg.hidden_size, dtype, "state")
+
+
 def step_mask(lengths: np.ndarray | None, time: int, batch: int, dtype: np.dtype) -> np.ndarray | None:
     """m[t, b, 0] = 1 where step t is valid for sequence b (t < lengths[b]), else 0; None if all valid."""
     if lengths is None:

@@ -25,7 +25,7 @@ import numpy as np
 from .._validation import check_dtype, check_float_array, check_positive_int
 from ..errors import ConfigError
 from ..ops import sigmoid
-from ._common import check_sequence, check_state_array, input_projection, step_mask, uniform_params
+from ._common import check_h_step, check_sequence, check_state_array, input_projection, step_mask, uniform_params
 
 State = np.ndarray  # h (B, H)
 
@@ -63,14 +63,7 @@ def zero_state(cfg: GRUConfig, batch: int, dtype: np.dtype | type = np.float32) 
 
 def step(p: dict[str, np.ndarray], cfg: GRUConfig, x_t: np.ndarray, state: State) -> tuple[np.ndarray, State]:
     """One step for streaming, no cache (the module docstring's equations); returns (h_t, h_t)."""
-    return advance(p, cfg, *_check_step(p, cfg, x_t, state))
-
-
-def _check_step(p: dict[str, np.ndarray], cfg: GRUConfig, x_t: np.ndarray, state: State) -> tuple[np.ndarray, State]:
-    """The checks of ``step``: x_t (B, D) and state h (B, H), finite, in p's dtype."""
-    dtype = p["W_ih"].dtype
-    x_t = check_float_array(x_t, "x_t", shape=(None, cfg.input_size), dtype=dtype)
-    return x_t, check_state_array(state, x_t.shape[0], cfg.hidden_size, dtype, "state")
+    return advance(p, cfg, *check_h_step(p, cfg, x_t, state))
 
 
 def advance(p: dict[str, np.ndarray], cfg: GRUConfig, x_t: np.ndarray, state: State) -> tuple[np.ndarray, State]:

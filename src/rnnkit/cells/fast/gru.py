@@ -17,11 +17,10 @@ from __future__ import annotations
 import numpy as np
 
 from ..._validation import check_float_array
-from .._common import check_sequence, check_state_array, input_projection
+from .._common import check_h_step, check_sequence, check_state_array, input_projection
 from ..gru import (
     GRUConfig,
     State,
-    _check_step,
     _gate_major,
     init_params,
     param_shapes,
@@ -140,7 +139,7 @@ def _step(reset_after, x_t, h_prev, W_ih, W_hh, b_ih, b_hh, a, gh, hn, h):
 
 def step(p: dict[str, np.ndarray], cfg: GRUConfig, x_t: np.ndarray, state: State) -> tuple[np.ndarray, State]:
     """One step for streaming, no cache (the reference's equations); returns (h_t, h_t)."""
-    return advance(p, cfg, *_check_step(p, cfg, x_t, state))
+    return advance(p, cfg, *check_h_step(p, cfg, x_t, state))
 
 
 def advance(p: dict[str, np.ndarray], cfg: GRUConfig, x_t: np.ndarray, state: State) -> tuple[np.ndarray, State]:

@@ -16,8 +16,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..._validation import check_float_array
-from .._common import check_sequence, check_state_array, input_projection
-from ..rnn import RNNConfig, State, _check_step, init_params, param_shapes, zero_state
+from .._common import check_h_step, check_sequence, check_state_array, input_projection
+from ..rnn import RNNConfig, State, init_params, param_shapes, zero_state
 from ._jit import jit, lengths_or_full, sigmoid, tanh, weights_times_rows
 
 __all__ = ["RNNConfig", "State", "advance", "backward", "forward", "init_params", "param_shapes", "step", "zero_state"]
@@ -114,7 +114,7 @@ def _step(code, x_t, h_prev, W_ih, W_hh, b_ih, b_hh, h):
 
 def step(p: dict[str, np.ndarray], cfg: RNNConfig, x_t: np.ndarray, state: State) -> tuple[np.ndarray, State]:
     """One step for streaming, no cache: h_t = f(x_t W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh); returns (h_t, h_t)."""
-    return advance(p, cfg, *_check_step(p, cfg, x_t, state))
+    return advance(p, cfg, *check_h_step(p, cfg, x_t, state))
 
 
 def advance(p: dict[str, np.ndarray], cfg: RNNConfig, x_t: np.ndarray, state: State) -> tuple[np.ndarray, State]:
