@@ -41,6 +41,7 @@ NEXT_STEPS = (
     ("rnnkit demo addition", "an RNN learns binary addition (the seed tutorial, 100 % on held-out sums)"),
     ("rnnkit demo cells", "one LSTM step gate by gate, checked against rnnkit"),
     ("rnnkit demo sine | primes", "sine roll-out; what an LSTM can (not) do with primes"),
+    ("rnnkit demo vanishing", "why LSTM and GRU learn long dependencies a tanh RNN cannot"),
     ("rnnkit train lm FILE.txt --max-time 600", "a language model on your own text"),
     ("rnnkit train forecast FILE.csv --column COL", "a forecaster on your own series"),
     ("rnnkit train classify FILE.jsonl", "a text classifier on labelled texts"),
