@@ -235,7 +235,20 @@ def backward(
             dh *= 1 - m[t]
             dh += dh_m
 
-    # Back to rows (T*B, 3H) for the weight GEMMs over all steps at once.
+    grads, dx = weight_gradients(p, cfg, x, h_m, gates, dA, da_n)
+    return grads, dx, dh
+
+
+def weight_gradients(p: dict[str, np.ndarray], cfg: GRUConfig, x: np.ndarray, h_m: np.ndarray, gates: np.ndarray,
+                     dA: np.ndarray, da_n: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """After the time loop: every parameter gradient and dx with one GEMM each over all steps.
+
+    ``x (T, B, D)``; ``h_m (T, B, H)`` the (masked) h_{t-1} that entered the recurrent product;
+    ``gates (T, 3, B, H)``; ``dA (T, 3, B, H)`` the gradients of the recurrent product's blocks r, z, n;
+    ``da_n (T, B, H)`` the gradient of the n pre-activation's input part. Rows (T*B, 3H) go into the GEMMs.
+    """
+    T, B, D = x.shape
+    H = cfg.hidden_size
     dA2 = dA.transpose(0, 2, 1, 3).reshape(T * B, 3 * H)
     h_m2, x2 = h_m.reshape(T * B, H), x.reshape(T * B, D)
     if cfg.reset_after:
@@ -252,4 +265,4 @@ def backward(
         "b_hh": dA2.sum(axis=0),
     }
     dx = (dA_in @ p["W_ih"]).reshape(T, B, D)  # (TB, 3H) @ (3H, D)
-    return grads, dx, dh
+    return grads, dx

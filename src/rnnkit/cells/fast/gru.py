@@ -22,6 +22,7 @@ from ..gru import (
     GRUConfig,
     State,
     _gate_major,
+    weight_gradients,
     init_params,
     param_shapes,
     zero_state,
@@ -228,21 +229,5 @@ def backward(
             np.matmul(dA[t, :2], W_hh3[:2], out=prod[:2])  # through h̃ W_hr^T, h̃ W_hz^T
         _dh_prev(t, lengths, cfg.reset_after, prod, drh, gates[t, 0], mask, g, gates[t, 1], dh)
 
-    # Back to rows (T*B, 3H) for the weight GEMMs over all steps at once.
-    dA2 = dA.transpose(0, 2, 1, 3).reshape(T * B, 3 * H)
-    h_m2, x2 = h_m.reshape(T * B, H), x.reshape(T * B, D)
-    if cfg.reset_after:
-        dW_hh = dA2.T @ h_m2  # (3H, TB) @ (TB, H)
-        dA_in = np.concatenate((dA2[:, : 2 * H], da_n.reshape(T * B, H)), axis=1)
-    else:
-        rh_m2 = (gates[:, 0] * h_m).reshape(T * B, H)  # r ⊙ h̃
-        dW_hh = np.concatenate((dA2[:, : 2 * H].T @ h_m2, dA2[:, 2 * H :].T @ rh_m2))
-        dA_in = dA2
-    grads = {
-        "W_ih": dA_in.T @ x2,  # (3H, TB) @ (TB, D)
-        "W_hh": dW_hh,
-        "b_ih": dA_in.sum(axis=0),
-        "b_hh": dA2.sum(axis=0),
-    }
-    dx = (dA_in @ p["W_ih"]).reshape(T, B, D)  # (TB, 3H) @ (3H, D)
+    grads, dx = weight_gradients(p, cfg, x, h_m, gates, dA, da_n)
     return grads, dx, dh
