@@ -21,6 +21,7 @@ pytest.importorskip("numba")
 
 from rnnkit import ConfigError, DataError, DTypeError, ShapeError
 from rnnkit.cells import fast, gru, lstm, rnn
+from rnnkit.cells.fast import _blas
 from rnnkit.layers.recurrent import Recurrent
 from tests.cells.cell_checks import check_gradients
 
@@ -103,10 +104,15 @@ LSTM_OPTIONS = {
 }
 
 
-@pytest.fixture(params=["compiled loop", "BLAS loop"])
+@pytest.fixture(params=["products by hand", "BLAS products", "BLAS products, rows split over 2 threads"])
 def lstm_loop(request, monkeypatch):
-    """Run the LSTM's time loop compiled whole (small problems) or in Python around NumPy's GEMMs."""
-    monkeypatch.setattr(FAST[lstm], "COMPILED_LOOP_MAX_MACS", 1 << 40 if request.param == "compiled loop" else -1)
+    """Run the LSTM's per-step products by hand (small problems) or by BLAS, on one or two row blocks."""
+    monkeypatch.setattr(FAST[lstm], "BY_HAND_MACS", 1 << 40 if request.param == "products by hand" else -1)
+    if "split" in request.param:
+        monkeypatch.setattr(_blas, "blas_threads", lambda: 2)
+        monkeypatch.setattr(_blas, "MIN_ROWS_PER_THREAD", 1)
+        monkeypatch.setattr(_blas, "GEMM_MIN_ROWS_PER_THREAD", 1)  # the weight-gradient products are split too
+        assert _blas.split_rows(B) == [(0, B // 2), (B // 2, B)]
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -121,9 +127,11 @@ def test_lstm_parity(options, masked, dtype, lstm_loop):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_lstm_parity_many_input_features(dtype, lstm_loop):
-    """Above STEPWISE_PROJECTION_MAX_D features, W_ih x_t is one GEMM over all steps before the loop."""
-    cfg = lstm.LSTMConfig(FAST[lstm].STEPWISE_PROJECTION_MAX_D + 1, 5, **LSTM_OPTIONS["everything"])
+@pytest.mark.parametrize("input_size", [1, FAST[lstm].STEPWISE_PROJECTION_MAX_D + 1])
+def test_lstm_parity_input_sizes(input_size, dtype, lstm_loop):
+    """One feature (a (1, 4H) weight, whose row stride NumPy may set to anything) and, above
+    STEPWISE_PROJECTION_MAX_D features, x_t W_ih^T as one GEMM over all steps before the loop."""
+    cfg = lstm.LSTMConfig(input_size, 5, **LSTM_OPTIONS["everything"])
     _assert_parity(lstm, cfg, dtype, np.random.default_rng(3), masked=True)
 
 

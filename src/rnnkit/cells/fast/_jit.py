@@ -86,31 +86,3 @@ def weights_times_rows(W, x, out):
             for k in range(K):
                 s += W[n, k] * x[b, k]
             out[n, b] = s
-
-
-@numba.njit(cache=True, error_model="numpy", nogil=True, fastmath={"reassoc", "contract"})
-def weights_times_cols(W, h, out):
-    """out (N, B) = W (N, K) @ h (K, B), for the compiled time loops of small problems.
-
-    With many columns, rank-1 updates along B; with few (a dot product per entry otherwise pays a
-    loop per multiply-add), dot products along W's rows. Sums may be reassociated (see
-    weights_times_rows).
-    """
-    N, K = W.shape
-    B = out.shape[1]
-    zero = out.dtype.type(0)
-    if B >= 8:
-        for n in range(N):
-            for b in range(B):
-                out[n, b] = zero
-            for k in range(K):
-                w = W[n, k]
-                for b in range(B):
-                    out[n, b] += w * h[k, b]
-    else:
-        for n in range(N):
-            for b in range(B):
-                s = zero
-                for k in range(K):
-                    s += W[n, k] * h[k, b]
-                out[n, b] = s

@@ -1,0 +1,161 @@
+"""NumPy's own OpenBLAS, called from compiled code, and the batch split that runs time loops on every core.
+
+``gemm(A, trans_a, B, trans_b, C, beta)``: ``C = op(A) op(B) + beta C`` on 2-D arrays whose rows are
+contiguous (any row stride), float32 or float64, callable inside numba functions. It calls the
+``cblas_?gemm`` of the OpenBLAS that NumPy itself loaded (found with ctypes, linked by name, so
+numba's on-disk cache stays valid across processes): one BLAS in the process, and a compiled time
+loop needs no Python (and no GIL) between its steps.
+
+``run_split(loop, B, *args)`` calls ``loop(b0, b1, *args)`` on row blocks of the batch, one per
+thread: rows of a batch never interact inside a time loop, so each thread runs a whole loop on its
+rows with a one-thread BLAS, in parallel, with no synchronisation per step. The number of blocks is
+the number of threads NumPy's OpenBLAS is set to use (``OPENBLAS_NUM_THREADS``, threadpoolctl), so a
+one-thread setting stays on one core.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import llvmlite.binding as llvm
+import numba
+import numpy as np
+from numba import types
+from numba.extending import overload
+
+_ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112
+
+# (prefix, suffix) of the symbols of NumPy's 64-bit-integer OpenBLAS builds, newest wheels first:
+# scipy-openblas64 (NumPy >= 2.0), openblas64_ (NumPy 1.22-1.26).
+_NAMINGS = (("scipy_", "64_"), ("", "64_"))
+
+
+class BlasUnavailable(ImportError):
+    """NumPy's BLAS is not an OpenBLAS this module can call (e.g. a NumPy built against MKL)."""
+
+
+def _numpy_openblas() -> tuple[Path, str, str]:
+    """(path of NumPy's OpenBLAS, symbol prefix, suffix), or BlasUnavailable."""
+    folder = Path(np.__file__).resolve().parent.parent / "numpy.libs"
+    for path in sorted(folder.glob("lib*openblas*.so*")) if folder.is_dir() else []:
+        lib = ctypes.CDLL(str(path))
+        for prefix, suffix in _NAMINGS:
+            if hasattr(lib, f"{prefix}cblas_sgemm{suffix}"):
+                return path, prefix, suffix
+    raise BlasUnavailable(f"no OpenBLAS with cblas_sgemm found beside NumPy in {folder}")
+
+
+_PATH, _PREFIX, _SUFFIX = _numpy_openblas()
+llvm.load_library_permanently(str(_PATH))  # its symbols become visible to numba's linker
+_LIB = ctypes.CDLL(str(_PATH))
+_get_num_threads = getattr(_LIB, f"{_PREFIX}openblas_get_num_threads{_SUFFIX}")
+_set_num_threads = getattr(_LIB, f"{_PREFIX}openblas_set_num_threads{_SUFFIX}")
+_set_num_threads.argtypes = [ctypes.c_int]
+
+
+def _cblas(real: types.Float) -> types.ExternalFunction:
+    ld = types.int64
+    signature = types.void(types.int32, types.int32, types.int32, ld, ld, ld, real, types.intp, ld, types.intp, ld,
+                           real, types.intp, ld)  # order, transA, transB, M, N, K, α, A, lda, B, ldb, β, C, ldc
+    letter = "s" if real == types.float32 else "d"
+    return types.ExternalFunction(f"{_PREFIX}cblas_{letter}gemm{_SUFFIX}", signature)
+
+
+_SGEMM, _DGEMM = _cblas(types.float32), _cblas(types.float64)
+
+
+def gemm(A, trans_a, B, trans_b, C, beta):  # noqa: ARG001 (compiled only: see the overload)
+    """C (M, N) = op(A) op(B) + beta C, op(X) = X.T if trans else X; rows of A, B, C contiguous."""
+    raise NotImplementedError("gemm runs inside compiled functions only")
+
+
+@overload(gemm)
+def _gemm_overload(A, trans_a, B, trans_b, C, beta):
+    cblas = _SGEMM if C.dtype == types.float32 else _DGEMM
+    real = C.dtype
+
+    def impl(A, trans_a, B, trans_b, C, beta):
+        M, N = C.shape
+        K = A.shape[0] if trans_a else A.shape[1]
+        if M == 0 or N == 0:
+            return
+        cblas(_ROW_MAJOR, _TRANS if trans_a else _NO_TRANS, _TRANS if trans_b else _NO_TRANS, M, N, K, real(1.0),
+              A.ctypes.data, _leading(A), B.ctypes.data, _leading(B), real(beta), C.ctypes.data, _leading(C))
+
+    return impl
+
+
+@numba.njit(cache=True, nogil=True)
+def _leading(X):
+    """The leading dimension BLAS needs: the row stride in elements (for one row, NumPy's stride may be anything)."""
+    return X.strides[0] // X.itemsize if X.shape[0] > 1 else max(X.shape[1], 1)
+
+
+MIN_ROWS_PER_THREAD = 8  # fewer rows per thread: the per-step products get too thin to gain
+GEMM_MIN_ROWS_PER_THREAD = 64  # the same for one large product split by its output rows
+
+
+def blas_threads() -> int:
+    """The number of threads NumPy's OpenBLAS is set to use now."""
+    return max(1, int(_get_num_threads()))
+
+
+def split_rows(n: int, min_rows: int | None = None) -> list[tuple[int, int]]:
+    """Contiguous row blocks [b0, b1) of n rows, one per BLAS thread, each of at least min_rows rows (or one block).
+
+    ``min_rows`` defaults to ``MIN_ROWS_PER_THREAD``.
+    """
+    k = max(1, min(blas_threads(), n // (min_rows or MIN_ROWS_PER_THREAD)))
+    edges = [n * i // k for i in range(k + 1)]
+    return list(zip(edges[:-1], edges[1:]))
+
+
+_POOL: ThreadPoolExecutor | None = None
+
+
+def _pool() -> ThreadPoolExecutor:
+    global _POOL
+    if _POOL is None:
+        _POOL = ThreadPoolExecutor(max_workers=os.cpu_count() or 2, thread_name_prefix="rnnkit")
+    return _POOL
+
+
+def run_split(loop, n: int, *args, min_rows: int | None = None) -> None:
+    """``loop(b0, b1, *args)`` for each row block of ``split_rows(n, min_rows)``, in parallel threads.
+
+    ``loop`` must be a compiled ``nogil`` function that touches only rows [b0, b1). While it runs,
+    OpenBLAS is set to one thread, then set back: each block's products stay on its own core, and
+    OpenBLAS's own threads, which spin for about 0.1 s after each multi-threaded call, never compete
+    with the blocks. (The setting is process-wide: OpenBLAS's pthreads build has no per-thread one.)
+    """
+    blocks = split_rows(n, min_rows)
+    if len(blocks) == 1 and blas_threads() == 1:
+        loop(0, n, *args)
+        return
+    threads = _get_num_threads()
+    _set_num_threads(1)
+    try:
+        if len(blocks) == 1:
+            loop(0, n, *args)
+        else:
+            for future in [_pool().submit(loop, b0, b1, *args) for b0, b1 in blocks]:
+                future.result()
+    finally:
+        _set_num_threads(threads)
+
+
+@numba.njit(cache=True, nogil=True)
+def _gemm_rows(m0, m1, A, trans_a, B, trans_b, C):
+    """Rows m0..m1 of C = op(A) op(B)."""
+    gemm(A[:, m0:m1] if trans_a else A[m0:m1], trans_a, B, trans_b, C[m0:m1], 0.0)
+
+
+def matmul(A: np.ndarray, B: np.ndarray, *, trans_a: bool = False, trans_b: bool = False) -> np.ndarray:
+    """op(A) @ op(B) (op(X) = X.T if trans), a new array, its rows split over the BLAS threads (``run_split``)."""
+    A, B = (X if X.strides[-1] == X.itemsize else np.ascontiguousarray(X) for X in (A, B))
+    C = np.empty((A.shape[1] if trans_a else A.shape[0], B.shape[0] if trans_b else B.shape[1]), A.dtype)
+    run_split(_gemm_rows, C.shape[0], A, trans_a, B, trans_b, C, min_rows=GEMM_MIN_ROWS_PER_THREAD)
+    return C
