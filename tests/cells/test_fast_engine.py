@@ -79,17 +79,28 @@ def _assert_parity(mod, cfg, dtype, rng, **case) -> dict:
 DTYPES = [np.float64, np.float32]
 
 
+@pytest.fixture(params=["products by hand", "BLAS products", "BLAS products, rows split over 2 threads"])
+def loop_path(request, monkeypatch):
+    """Run the compiled time loops' per-step products by hand (small problems) or by BLAS, on one or two row blocks."""
+    monkeypatch.setattr(_blas, "BY_HAND_MACS", 1 << 40 if request.param == "products by hand" else -1)
+    if "split" in request.param:
+        monkeypatch.setattr(_blas, "blas_threads", lambda: 2)
+        monkeypatch.setattr(_blas, "MIN_ROWS_PER_THREAD", 1)
+        monkeypatch.setattr(_blas, "GEMM_MIN_ROWS_PER_THREAD", 1)  # the weight-gradient products are split too
+        assert _blas.split_rows(B) == [(0, B // 2), (B // 2, B)]
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("masked", [False, True])
 @pytest.mark.parametrize("activation", ["tanh", "relu", "sigmoid", "linear"])
-def test_rnn_parity(activation, masked, dtype):
+def test_rnn_parity(activation, masked, dtype, loop_path):
     _assert_parity(rnn, rnn.RNNConfig(3, 5, activation), dtype, np.random.default_rng(1), masked=masked)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("masked", [False, True])
 @pytest.mark.parametrize("reset_after", [True, False])
-def test_gru_parity(reset_after, masked, dtype):
+def test_gru_parity(reset_after, masked, dtype, loop_path):
     _assert_parity(gru, gru.GRUConfig(3, 5, reset_after), dtype, np.random.default_rng(2), masked=masked)
 
 
@@ -104,21 +115,10 @@ LSTM_OPTIONS = {
 }
 
 
-@pytest.fixture(params=["products by hand", "BLAS products", "BLAS products, rows split over 2 threads"])
-def lstm_loop(request, monkeypatch):
-    """Run the LSTM's per-step products by hand (small problems) or by BLAS, on one or two row blocks."""
-    monkeypatch.setattr(FAST[lstm], "BY_HAND_MACS", 1 << 40 if request.param == "products by hand" else -1)
-    if "split" in request.param:
-        monkeypatch.setattr(_blas, "blas_threads", lambda: 2)
-        monkeypatch.setattr(_blas, "MIN_ROWS_PER_THREAD", 1)
-        monkeypatch.setattr(_blas, "GEMM_MIN_ROWS_PER_THREAD", 1)  # the weight-gradient products are split too
-        assert _blas.split_rows(B) == [(0, B // 2), (B // 2, B)]
-
-
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("masked", [False, True])
 @pytest.mark.parametrize("options", list(LSTM_OPTIONS))
-def test_lstm_parity(options, masked, dtype, lstm_loop):
+def test_lstm_parity(options, masked, dtype, loop_path):
     cfg = lstm.LSTMConfig(3, 5, **LSTM_OPTIONS[options])
     cache = _assert_parity(lstm, cfg, dtype, np.random.default_rng(3), masked=masked)
     for clip, raw in [(cfg.cell_clip, cache["c_raw"]), (cfg.proj_clip, cache["h_raw"])]:
@@ -127,18 +127,19 @@ def test_lstm_parity(options, masked, dtype, lstm_loop):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("input_size", [1, FAST[lstm].STEPWISE_PROJECTION_MAX_D + 1])
-def test_lstm_parity_input_sizes(input_size, dtype, lstm_loop):
-    """One feature (a (1, 4H) weight, whose row stride NumPy may set to anything) and, above
-    STEPWISE_PROJECTION_MAX_D features, x_t W_ih^T as one GEMM over all steps before the loop."""
-    cfg = lstm.LSTMConfig(input_size, 5, **LSTM_OPTIONS["everything"])
-    _assert_parity(lstm, cfg, dtype, np.random.default_rng(3), masked=True)
+@pytest.mark.parametrize("input_size", [1, 17])
+@pytest.mark.parametrize("mod, cfg", [(rnn, {}), (gru, {"reset_after": False}), (lstm, LSTM_OPTIONS["everything"])])
+def test_parity_input_sizes(mod, cfg, input_size, dtype, loop_path):
+    """One feature (a (1, G·H) weight, whose row stride NumPy may set to anything, and OpenBLAS's weak spot)
+    and 17 (above the LSTM's STEPWISE_PROJECTION_MAX_D: x_t W_ih^T as one GEMM before the loop)."""
+    config = {rnn: rnn.RNNConfig, gru: gru.GRUConfig, lstm: lstm.LSTMConfig}[mod]
+    _assert_parity(mod, config(input_size, 5, **cfg), dtype, np.random.default_rng(3), masked=True)
 
 
 @pytest.mark.parametrize("dy, dstate", [(True, False), (False, True), (False, False)])
 @pytest.mark.parametrize("mod, cfg", [(rnn, rnn.RNNConfig(2, 4)), (gru, gru.GRUConfig(2, 4)),
                                       (lstm, lstm.LSTMConfig(2, 4, proj_size=3, peepholes=True))])
-def test_gradient_from_outputs_or_state_only(mod, cfg, dy, dstate, lstm_loop):
+def test_gradient_from_outputs_or_state_only(mod, cfg, dy, dstate, loop_path):
     _assert_parity(mod, cfg, np.float64, np.random.default_rng(4), masked=True, dy=dy, dstate=dstate)
 
 

@@ -94,6 +94,30 @@ def _leading(X):
     return X.strides[0] // X.itemsize if X.shape[0] > 1 else max(X.shape[1], 1)
 
 
+BY_HAND_MACS = 1 << 14  # multiply-adds of a row block's per-step product up to which times_rows works by hand:
+# below it a BLAS call costs more than the product (measured on the sentiment and binary-add configs)
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def times_rows(b0, b1, A, W, out, beta, by_hand_macs):
+    """Rows b0..b1: out = A W + beta out, A (B, K), W (K, N), out (B, N): by hand up to by_hand_macs, else BLAS.
+
+    By hand: rank-1 updates along the contiguous rows of W, vectorised over N. ``beta`` is 0 or 1.
+    """
+    K, N = W.shape
+    if (b1 - b0) * K * N > by_hand_macs:
+        gemm(A[b0:b1], False, W, False, out[b0:b1], beta)
+        return
+    for b in range(b0, b1):
+        if beta == 0:
+            for n in range(N):
+                out[b, n] = 0
+        for k in range(K):
+            v = A[b, k]
+            for n in range(N):
+                out[b, n] += v * W[k, n]
+
+
 MIN_ROWS_PER_THREAD = 8  # fewer rows per thread: the per-step products get too thin to gain
 GEMM_MIN_ROWS_PER_THREAD = 64  # the same for one large product split by its output rows
 

@@ -35,7 +35,8 @@ from ..lstm import (
     param_shapes,
     zero_state,
 )
-from ._blas import gemm, matmul, run_split
+from . import _blas
+from ._blas import matmul, run_split, times_rows
 from ._jit import jit, lengths_or_full, sigmoid, tanh, weights_times_rows
 
 __all__ = ["LSTMConfig", "State", "advance", "backward", "forward", "init_params", "param_shapes", "step", "zero_state"]
@@ -142,27 +143,7 @@ def _cell_backward(b0, b1, t, lengths, dm, dc, gates, c_prev, c_raw, tanh_c, w_c
             dc[b, j] = dc[b, j] * gates[b, H + j] + da[b, j] * w_ci[j] + da[b, H + j] * w_cf[j]
 
 
-BY_HAND_MACS = 1 << 14  # multiply-adds of a row block's per-step product up to which it is done by hand:
-# below it a BLAS call costs more than the product (measured on the sentiment and binary-add configs)
-
 STEPWISE_PROJECTION_MAX_D = 16  # input sizes up to which x_t W_ih^T is computed inside the time loop
-
-
-@jit
-def _times(b0, b1, A, W, out, beta, by_hand_macs):
-    """Rows b0..b1: out = A W + beta out, A (B, K), W (K, N), out (B, N): by hand up to by_hand_macs, else BLAS."""
-    K, N = W.shape
-    if (b1 - b0) * K * N > by_hand_macs:
-        gemm(A[b0:b1], False, W, False, out[b0:b1], beta)
-        return
-    for b in range(b0, b1):  # rank-1 updates along the contiguous rows of W (vectorised over N)
-        if beta == 0:
-            for n in range(N):
-                out[b, n] = 0
-        for k in range(K):
-            v = A[b, k]
-            for n in range(N):
-                out[b, n] += v * W[k, n]
 
 
 @jit
@@ -178,19 +159,19 @@ def _forward_rows(b0, b1, by_hand_macs, x, W_ihT, bias, W_hhT, W_hrT, rec_mask, 
     R = hs.shape[2]
     for t in range(T):
         if W_ihT.shape[0] > 0:
-            _times(b0, b1, x[t], W_ihT, gates[t], 0.0, by_hand_macs)
+            times_rows(b0, b1, x[t], W_ihT, gates[t], 0.0, by_hand_macs)
         h_prev = hs[t]
         if masked:
             for b in range(b0, b1):
                 for j in range(R):
                     h_in[b, j] = h_prev[b, j] * rec_mask[b, j]  # h̃_{t-1} = h_{t-1} ⊙ rec_mask
             h_prev = h_in
-        _times(b0, b1, h_prev, W_hhT, rec, 0.0, by_hand_macs)
+        times_rows(b0, b1, h_prev, W_hhT, rec, 0.0, by_hand_macs)
         h_raw_t, c_raw_t, m_t = h_raw[min(t, len(h_raw) - 1)], c_raw[min(t, len(c_raw) - 1)], m[min(t, len(m) - 1)]
         _cell_forward(b0, b1, t, lengths, gates[t], rec, bias, cs[t], w_ci, w_cf, w_co, cell_clip, c_raw_t, cs[t + 1],
                       tanh_c[t], m_t)
         if W_hrT.shape[1] > 0:
-            _times(b0, b1, m_t, W_hrT, h_raw_t, 0.0, by_hand_macs)
+            times_rows(b0, b1, m_t, W_hrT, h_raw_t, 0.0, by_hand_macs)
         _emit(b0, b1, t, lengths, h_raw_t, proj_clip, hs[t], hs[t + 1], y[t])
 
 
@@ -207,10 +188,10 @@ def _backward_rows(b0, b1, by_hand_macs, lengths, gates, cs, c_raw, tanh_c, h_ra
         _dh_new(b0, b1, t, lengths, rec, rec_mask, dh, dy[min(t, len(dy) - 1)], h_raw[min(t, len(h_raw) - 1)],
                 proj_clip, dh_raw[t])
         if P > 0:
-            _times(b0, b1, dh_raw[t], W_hr, dm, 0.0, by_hand_macs)  # through h_raw = m W_hr^T
+            times_rows(b0, b1, dh_raw[t], W_hr, dm, 0.0, by_hand_macs)  # through h_raw = m W_hr^T
         _cell_backward(b0, b1, t, lengths, dm if P > 0 else dh_raw[t], dc, gates[t], cs[t], c_raw[min(t, len(c_raw) - 1)],
                        tanh_c[t], w_ci, w_cf, w_co, cell_clip, da[t])
-        _times(b0, b1, da[t], W_hh, rec, 0.0, by_hand_macs)  # through a_t += h̃_{t-1} W_hh^T
+        times_rows(b0, b1, da[t], W_hh, rec, 0.0, by_hand_macs)  # through a_t += h̃_{t-1} W_hh^T
     for b in range(b0, b1):
         for j in range(dh.shape[1]):
             dh[b, j] += rec[b, j] * rec_mask[b, j]  # dh_0
@@ -308,7 +289,7 @@ def _run(p: dict[str, np.ndarray], cfg: LSTMConfig, x: np.ndarray, h0: np.ndarra
     m = np.empty((T, B, H), dtype) if P else h_raw  # o ⊙ tanh(c), the projection's input
     mask = np.ones((B, R), dtype) if rec_mask is None else np.ascontiguousarray(rec_mask)
     W_hrT = np.ascontiguousarray(p["W_hr"].T) if P else np.empty((H, 0), dtype)
-    run_split(_forward_rows, B, BY_HAND_MACS, x, W_ihT, b, np.ascontiguousarray(p["W_hh"].T), W_hrT, mask, rec_mask is not None,
+    run_split(_forward_rows, B, _blas.BY_HAND_MACS, x, W_ihT, b, np.ascontiguousarray(p["W_hh"].T), W_hrT, mask, rec_mask is not None,
               lengths, *_options(p, cfg), gates, hs, cs, c_raw, h_raw, tanh_c, m, y,
               np.empty((B, 4 * H), dtype), np.empty((B, R), dtype))
     cache = {"x": x, "gates": gates, "hs": hs, "cs": cs, "tanh_c": tanh_c, "m": m if P else None, "lengths": lengths,
@@ -335,7 +316,7 @@ def backward(
     da = np.empty((T, B, 4 * H), dtype)  # dL/da_t for the pre-activations [i, f, g, o]
     dh_raw = np.empty((T, B, R), dtype)  # dL/dh_raw_t (the projection's output when P > 0)
     W_hr = p["W_hr"] if P else np.empty((0, H), dtype)
-    run_split(_backward_rows, B, BY_HAND_MACS, lengths, gates, cs, cache["c_raw"], cache["tanh_c"], cache["h_raw"], p["W_hh"], W_hr,
+    run_split(_backward_rows, B, _blas.BY_HAND_MACS, lengths, gates, cs, cache["c_raw"], cache["tanh_c"], cache["h_raw"], p["W_hh"], W_hr,
               mask, *_options(p, cfg), dy, dh, dc, dh_raw, np.empty((B, H), dtype), np.zeros((B, R), dtype), da)
     grads = {}
     if cfg.peepholes:  # padded rows have da = 0
