@@ -320,7 +320,9 @@ def clip_grad_norm(grads: Arrays, max_norm: float, error_if_nonfinite: bool = Fa
     spreads into the gradients), or raises TrainingError if ``error_if_nonfinite``.
     """
     max_norm = _check_nonneg(max_norm, "max_norm")
-    norm = math.sqrt(sum(float(np.vdot(g, g)) for g in grads.values()))
+    # einsum, not vdot: OpenBLAS runs a long dot product on several threads, which then spin for about
+    # 0.1 s and slow the fast engine's parallel time loops in the next step.
+    norm = math.sqrt(sum(float(np.einsum("i,i->", g.ravel(), g.ravel())) for g in grads.values()))
     if error_if_nonfinite and not math.isfinite(norm):
         raise TrainingError(f"the total gradient norm is {norm}; lower the learning rate or check the data for NaN")
     scale = float(np.minimum(max_norm / (norm + 1e-6), 1.0))  # NaN-propagating min, like torch.clamp

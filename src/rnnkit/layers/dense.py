@@ -23,6 +23,7 @@ import numpy as np
 
 from .._validation import as_rng, check_choice, check_dtype, check_float_array, check_positive_int
 from ..errors import ConfigError, ShapeError
+from ..cells.fast import matmul
 from ..ops import ACTIVATIONS, softmax
 from .base import Layer
 
@@ -93,7 +94,7 @@ class Dense(Layer):
         """``x (..., D)`` -> ``y (..., K)``. ``lengths`` and ``training`` are unused (every step is mapped)."""
         x = check_float_array(x, "x", dtype=self.dtype)
         self.output_shape(x.shape)  # raises ShapeError unless x is (..., in_features)
-        a = x @ self.params["W"].T  # (..., K)
+        a = matmul(x, self.params["W"], trans_b=True)  # x W^T: (..., K)
         if self.use_bias:
             a += self.params["b"]
         y = softmax(a) if self.activation == "softmax" else ACTIVATIONS[self.activation][0](a, out=a)
@@ -111,7 +112,7 @@ class Dense(Layer):
         else:
             da = ACTIVATIONS[self.activation][1](y) * dy  # through y = f(a)
         da2 = da.reshape(-1, self.out_features)  # (N, K), N = product of the leading axes
-        self.grads = {"W": da2.T @ x.reshape(-1, self.in_features)}  # through a = x W^T: (K, D)
+        self.grads = {"W": matmul(da2, x.reshape(-1, self.in_features), trans_a=True)}  # through a = x W^T: (K, D)
         if self.use_bias:
             self.grads["b"] = da2.sum(axis=0)  # through + b: (K,)
-        return da @ self.params["W"]  # through a = x W^T: (..., D)
+        return matmul(da, self.params["W"])  # through a = x W^T: (..., D)

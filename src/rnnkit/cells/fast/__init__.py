@@ -17,6 +17,8 @@ import importlib.util
 import warnings
 from types import ModuleType
 
+import numpy as np
+
 FAMILIES = ("rnn", "gru", "lstm")
 
 
@@ -29,11 +31,30 @@ def module_for(family: str) -> ModuleType | None:
     """The fast module of ``family`` ("rnn", "gru" or "lstm"), or None when numba is missing or broken."""
     if family not in FAMILIES:
         raise ValueError(f"family must be one of {list(FAMILIES)}, got {family!r}")
+    return _import(family)
+
+
+def _import(name: str) -> ModuleType | None:
     if not available():
         return None
     try:
-        return importlib.import_module(f"{__name__}.{family}")
-    except ImportError as error:  # e.g. a numba built for another NumPy: fall back to the reference
+        return importlib.import_module(f"{__name__}.{name}")
+    except ImportError as error:  # e.g. a numba built for another NumPy, or a NumPy without OpenBLAS
         warnings.warn(f"rnnkit's fast engine is unavailable ({error}); using the NumPy cells", RuntimeWarning,
-                      stacklevel=2)
+                      stacklevel=3)
         return None
+
+
+def matmul(A: np.ndarray, B: np.ndarray, *, trans_a: bool = False, trans_b: bool = False) -> np.ndarray:
+    """op(A) @ op(B), op(X) = X.T if trans, B 2-D, A 2-D or (without trans_a) ``(..., K)``: the fast engine's
+    product, rows split over the BLAS threads (``_blas.matmul``), when the engine is available; NumPy's otherwise.
+
+    Layers around the recurrent ones use it so that no multi-threaded OpenBLAS call (whose worker
+    threads then spin for about 0.1 s) slows the parallel time loops that follow.
+    """
+    blas = _import("_blas")
+    if blas is None or A.dtype != B.dtype or A.dtype not in (np.float32, np.float64):
+        return (A.T if trans_a else A) @ (B.T if trans_b else B)
+    rows = A if trans_a else A.reshape(-1, A.shape[-1])
+    C = blas.matmul(rows, B, trans_a=trans_a, trans_b=trans_b)
+    return C if trans_a else C.reshape(*A.shape[:-1], C.shape[1])
