@@ -1,0 +1,87 @@
+"""The fast engine's BLAS plumbing (rnnkit.cells.fast._blas): NumPy's OpenBLAS called from compiled code,
+row blocks run in parallel threads, and large products split by output rows.
+
+Products are compared with NumPy's own ``@`` in float64 (and float32) on random matrices, for every
+transpose combination, strided rows and a lone row (whose stride NumPy may set to anything).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("numba")
+
+from rnnkit.cells import fast
+from rnnkit.cells.fast import _blas
+
+TOL = {np.float64: 1e-12, np.float32: 1e-5}
+
+
+@pytest.fixture(params=[1, 3], ids=["one block", "three blocks"])
+def blocks(request, monkeypatch):
+    """Run on one row block, or on three in parallel threads (whatever the machine's BLAS threads)."""
+    monkeypatch.setattr(_blas, "blas_threads", lambda: request.param)
+    monkeypatch.setattr(_blas, "GEMM_MIN_ROWS_PER_THREAD", 1)
+    return request.param
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("trans_a, trans_b", [(False, False), (True, False), (False, True), (True, True)])
+@pytest.mark.parametrize("M, K, N", [(7, 5, 3), (1, 4, 6), (9, 1, 8)])
+def test_matmul_matches_numpy(M, K, N, trans_a, trans_b, dtype, blocks):
+    rng = np.random.default_rng(0)
+    A = rng.standard_normal((K, M) if trans_a else (M, K)).astype(dtype)
+    B = rng.standard_normal((N, K) if trans_b else (K, N)).astype(dtype)
+    expected = (A.T if trans_a else A) @ (B.T if trans_b else B)
+    got = _blas.matmul(A, B, trans_a=trans_a, trans_b=trans_b)
+    assert got.shape == expected.shape == (M, N) and got.dtype == dtype
+    np.testing.assert_allclose(got, expected, rtol=TOL[dtype], atol=TOL[dtype])
+
+
+def test_matmul_on_strided_and_lone_rows(blocks):
+    """Rows with a stride longer than the row (a column slice) and a (1, K) view whose row stride is arbitrary."""
+    rng = np.random.default_rng(1)
+    wide = rng.standard_normal((6, 10))
+    A, B = wide[:, 2:7], rng.standard_normal((5, 4))  # A's rows are 10 apart
+    np.testing.assert_allclose(_blas.matmul(A, B), A @ B, rtol=1e-12)
+    lone = rng.standard_normal((4, 1)).T  # shape (1, 4), strides (8, 8): NumPy calls it contiguous
+    np.testing.assert_allclose(_blas.matmul(lone, B, trans_b=True), lone @ B.T, rtol=1e-12)
+    np.testing.assert_allclose(_blas.matmul(B, lone, trans_b=True), B @ lone.T, rtol=1e-12)
+
+
+def test_fast_matmul_takes_leading_axes_and_falls_back_for_other_dtypes():
+    rng = np.random.default_rng(2)
+    x, W = rng.standard_normal((2, 3, 4)).astype(np.float32), rng.standard_normal((5, 4)).astype(np.float32)
+    np.testing.assert_allclose(fast.matmul(x, W, trans_b=True), x @ W.T, rtol=1e-5, atol=1e-6)
+    ints = np.arange(6).reshape(2, 3)
+    np.testing.assert_array_equal(fast.matmul(ints, ints, trans_b=True), ints @ ints.T)
+
+
+@pytest.mark.parametrize("threads, n, min_rows, expected", [
+    (1, 100, 8, [(0, 100)]),
+    (2, 100, 8, [(0, 50), (50, 100)]),
+    (2, 15, 8, [(0, 15)]),  # two blocks would have fewer than 8 rows each
+    (3, 10, 1, [(0, 3), (3, 6), (6, 10)]),
+])
+def test_split_rows(threads, n, min_rows, expected, monkeypatch):
+    monkeypatch.setattr(_blas, "blas_threads", lambda: threads)
+    assert _blas.split_rows(n, min_rows) == expected
+
+
+def test_run_split_restores_the_blas_threads_even_on_error(monkeypatch):
+    """While the blocks run OpenBLAS is on one thread; afterwards it is back where it was, also after an error."""
+    before = _blas._get_num_threads()
+    monkeypatch.setattr(_blas, "blas_threads", lambda: 2)
+    monkeypatch.setattr(_blas, "MIN_ROWS_PER_THREAD", 1)
+    seen = []
+
+    def loop(b0, b1):
+        seen.append((b0, b1, _blas._get_num_threads()))
+        if b0 > 0:
+            raise ValueError("second block failed")
+
+    with pytest.raises(ValueError, match="second block failed"):
+        _blas.run_split(loop, 4)
+    assert sorted(seen) == [(0, 2, 1), (2, 4, 1)]
+    assert _blas._get_num_threads() == before
