@@ -16,6 +16,7 @@ children's environment (they force a slower OpenBLAS kernel on this machine) unl
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import statistics
@@ -282,6 +283,31 @@ def markdown_table(rows: list[dict]) -> str:
     return TABLE_HEAD + "\n".join(markdown_row(r) for r in rows) + "\n"
 
 
+SMALL_PCT = 20.0  # the issue's "small" configurations: torch reaches under 20 % of the GEMM ceiling
+
+
+def summary_table(rows: list[dict]) -> str:
+    """Per (cell, mode, threads): geometric-mean ratio, configurations faster than torch, the worst ratio, and the
+    issue's other targets (train: below 0.5 where torch is under 20 % of the ceiling; peak memory at most torch's)."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        if "ratio" in r and r["mode"] != "stream":
+            groups.setdefault((r["cell"], r["mode"], r["threads"]), []).append(r)
+    lines = ["| cell | mode | threads | geometric mean ratio | faster than torch | worst ratio (config) "
+             "| below 0.5 where torch < 20 % of ceiling | peak ΔRSS <= torch |",
+             "|---|---|---|---|---|---|---|---|"]
+    for (cell, mode, threads), rs in sorted(groups.items()):
+        ratios = [r["ratio"] for r in rs]
+        worst = max(rs, key=lambda r: r["ratio"])
+        small = [r for r in rs if (r["pct_ceiling_torch"] or 0) < SMALL_PCT]
+        halved = f"{sum(r['ratio'] < 0.5 for r in small)}/{len(small)}" if mode == "train" else "-"
+        memory = sum(r["rnnkit"]["peak_rss_delta_mb"] <= r["torch"]["peak_rss_delta_mb"] for r in rs)
+        lines.append(f"| {cell} | {mode} | {threads} | {math.exp(sum(map(math.log, ratios)) / len(ratios)):.2f} "
+                     f"| {sum(x < 1 for x in ratios)}/{len(rs)} | {worst['ratio']:.2f} ({worst['config']}) "
+                     f"| {halved} | {memory}/{len(rs)} |")
+    return "\n".join(lines) + "\n"
+
+
 def report_header(result: dict) -> str:
     ceil = "; ".join(f"{t} thread(s): {c.get('gflops', 0):.0f} GFLOP/s" for t, c in result["ceilings"].items())
     lib = next((c["blas"][0] for c in result["ceilings"].values() if c.get("blas")), {})
@@ -323,7 +349,8 @@ def run(cells, configs, modes, threads, rounds: int, settings: Settings, json_pa
         "settings": settings.__dict__,
         "rows": make_rows(keys, records, ceilings),
     }
-    result["markdown"] = report_header(result) + "\n" + markdown_table(result["rows"])
+    result["markdown"] = (report_header(result) + "\n" + summary_table(result["rows"]) + "\n"
+                          + markdown_table(result["rows"]))
     json_path.parent.mkdir(parents=True, exist_ok=True)
     json_path.write_text(json.dumps(result, indent=1))
     return result
