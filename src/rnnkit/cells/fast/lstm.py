@@ -111,10 +111,12 @@ def _dh_new(b0, b1, t, lengths, rec, rec_mask, dh, dy_t, h_raw, proj_clip, out):
 
 
 @jit
-def _cell_backward(b0, b1, t, lengths, dm, dc, gates, c_prev, c_raw, tanh_c, w_ci, w_cf, w_co, cell_clip, da):
+def _cell_backward(b0, b1, t, lengths, dm, dc, gates, c_prev, c_t, c_raw, w_ci, w_cf, w_co, cell_clip, tanh_c, da):
     """Rows b0..b1, through m = o tanh(c), the clip, c = f c_{t-1} + i g and the gates: dm, dc_t (B, H) -> da_t (B, 4H), dc_{t-1}.
 
-    Padded rows (t >= lengths[b]) get da = 0 and pass dc on unchanged.
+    tanh(c_t) is computed again here (into the scratch ``tanh_c`` (H,)) rather than kept from the
+    forward: one tanh per unit costs less than a (T, B, H) array. Padded rows (t >= lengths[b]) get
+    da = 0 and pass dc on unchanged.
     """
     H = dc.shape[1]
     one, zero = dc.dtype.type(1), dc.dtype.type(0)
@@ -123,11 +125,13 @@ def _cell_backward(b0, b1, t, lengths, dm, dc, gates, c_prev, c_raw, tanh_c, w_c
             for n in range(4 * H):
                 da[b, n] = zero
             continue
+        for j in range(H):
+            tanh_c[j] = tanh(c_t[b, j])
         for j in range(H):  # through m = o tanh(c), o = σ(a_o)
             o = gates[b, 3 * H + j]
-            da[b, 3 * H + j] = dm[b, j] * tanh_c[b, j] * o * (one - o)
+            da[b, 3 * H + j] = dm[b, j] * tanh_c[j] * o * (one - o)
         for j in range(H):  # dL/dc_t: through m = o tanh(c), a_o += w_co ⊙ c_t, clip(c)
-            o, th = gates[b, 3 * H + j], tanh_c[b, j]
+            o, th = gates[b, 3 * H + j], tanh_c[j]
             d = dc[b, j] + dm[b, j] * o * (one - th * th) + da[b, 3 * H + j] * w_co[j]
             dc[b, j] = d if abs(c_raw[b, j]) <= cell_clip else zero
         for j in range(H):  # through c = f c_{t-1} + i g, i = σ(a_i)
@@ -169,28 +173,30 @@ def _forward_rows(b0, b1, by_hand_macs, x, W_ihT, bias, W_hhT, W_hrT, rec_mask, 
         times_rows(b0, b1, h_prev, W_hhT, rec, 0.0, by_hand_macs)
         h_raw_t, c_raw_t, m_t = h_raw[min(t, len(h_raw) - 1)], c_raw[min(t, len(c_raw) - 1)], m[min(t, len(m) - 1)]
         _cell_forward(b0, b1, t, lengths, gates[t], rec, bias, cs[t], w_ci, w_cf, w_co, cell_clip, c_raw_t, cs[t + 1],
-                      tanh_c[t], m_t)
+                      tanh_c[0], m_t)
         if W_hrT.shape[1] > 0:
             times_rows(b0, b1, m_t, W_hrT, h_raw_t, 0.0, by_hand_macs)
         _emit(b0, b1, t, lengths, h_raw_t, proj_clip, hs[t], hs[t + 1], y[t])
 
 
 @jit
-def _backward_rows(b0, b1, by_hand_macs, lengths, gates, cs, c_raw, tanh_c, h_raw, W_hh, W_hr, rec_mask, w_ci, w_cf,
-                   w_co, cell_clip, proj_clip, dy, dh, dc, dh_raw, dm, rec, da):
+def _backward_rows(b0, b1, by_hand_macs, lengths, gates, cs, c_raw, h_raw, W_hh, W_hr, rec_mask, w_ci, w_cf, w_co,
+                   cell_clip, proj_clip, dy, dh, dc, dh_raw, dm, rec, da):
     """The backward time loop over rows b0..b1; ``dm`` is unused without projection (``W_hr`` of shape (0, H)).
 
     ``dh``, ``dc`` enter as the gradient of the final state and leave as that of the initial one.
     """
     T = gates.shape[0]
     P = W_hr.shape[0]
+    tanh_c = np.empty(dc.shape[1], dc.dtype)
     for t in range(T - 1, -1, -1):
+        dh_raw_t = dh_raw[min(t, len(dh_raw) - 1)]
         _dh_new(b0, b1, t, lengths, rec, rec_mask, dh, dy[min(t, len(dy) - 1)], h_raw[min(t, len(h_raw) - 1)],
-                proj_clip, dh_raw[t])
+                proj_clip, dh_raw_t)
         if P > 0:
-            times_rows(b0, b1, dh_raw[t], W_hr, dm, 0.0, by_hand_macs)  # through h_raw = m W_hr^T
-        _cell_backward(b0, b1, t, lengths, dm if P > 0 else dh_raw[t], dc, gates[t], cs[t], c_raw[min(t, len(c_raw) - 1)],
-                       tanh_c[t], w_ci, w_cf, w_co, cell_clip, da[t])
+            times_rows(b0, b1, dh_raw_t, W_hr, dm, 0.0, by_hand_macs)  # through h_raw = m W_hr^T
+        _cell_backward(b0, b1, t, lengths, dm if P > 0 else dh_raw_t, dc, gates[t], cs[t], cs[t + 1],
+                       c_raw[min(t, len(c_raw) - 1)], w_ci, w_cf, w_co, cell_clip, tanh_c, da[t])
         times_rows(b0, b1, da[t], W_hh, rec, 0.0, by_hand_macs)  # through a_t += h̃_{t-1} W_hh^T
     for b in range(b0, b1):
         for j in range(dh.shape[1]):
@@ -209,8 +215,8 @@ def _options(p: dict[str, np.ndarray], cfg: LSTMConfig) -> tuple:
 def _step(x_t, h_prev, c_prev, W_ih, W_hh, W_hr, b_ih, b_hh, forget_bias, w_ci, w_cf, w_co, cell_clip, proj_clip, c, h):
     """One step, compiled whole: a = b + x_t W_ih^T + h_{t-1} W_hh^T (B, 4H), then the cell; h (B, R) = clip(m W_hr^T) or m.
 
-    ``b = b_ih + b_hh`` plus ``forget_bias`` on the f block, formed here (no array per call). Dot
-    products along the weights' rows: at batch 1 a BLAS call costs more than these products.
+    ``b = b_ih + b_hh`` plus ``forget_bias`` on the f block. Dot products along the weights' rows: at
+    batch 1 a BLAS call costs more than these products.
     """
     B, H = c_prev.shape
     a = np.zeros((B, 4 * H), c.dtype)  # the gates' pre-activations, then i, f, g, o
@@ -285,14 +291,14 @@ def _run(p: dict[str, np.ndarray], cfg: LSTMConfig, x: np.ndarray, h0: np.ndarra
     # c_t before its clip and the step's h before its clip: kept for every step only when a clip needs them
     c_raw = np.empty((T if cfg.cell_clip is not None else 1, B, H), dtype)
     h_raw = np.empty((T if cfg.proj_clip is not None else 1, B, R), dtype)
-    tanh_c, y = np.empty((T, B, H), dtype), np.empty((T, B, R), dtype)
+    tanh_c, y = np.empty((1, B, H), dtype), np.empty((T, B, R), dtype)  # tanh(c_t): the backward computes it again
     m = np.empty((T, B, H), dtype) if P else h_raw  # o ⊙ tanh(c), the projection's input
     mask = np.ones((B, R), dtype) if rec_mask is None else np.ascontiguousarray(rec_mask)
     W_hrT = np.ascontiguousarray(p["W_hr"].T) if P else np.empty((H, 0), dtype)
     run_split(_forward_rows, B, _blas.BY_HAND_MACS, x, W_ihT, b, np.ascontiguousarray(p["W_hh"].T), W_hrT, mask, rec_mask is not None,
               lengths, *_options(p, cfg), gates, hs, cs, c_raw, h_raw, tanh_c, m, y,
               np.empty((B, 4 * H), dtype), np.empty((B, R), dtype))
-    cache = {"x": x, "gates": gates, "hs": hs, "cs": cs, "tanh_c": tanh_c, "m": m if P else None, "lengths": lengths,
+    cache = {"x": x, "gates": gates, "hs": hs, "cs": cs, "m": m if P else None, "lengths": lengths,
              "mask": mask, "masked": rec_mask is not None,
              "c_raw": c_raw if cfg.cell_clip is not None else cs[1:],  # without a clip any c passes
              "h_raw": h_raw if cfg.proj_clip is not None else hs[1:]}
@@ -314,9 +320,9 @@ def backward(
         np.ascontiguousarray(check_float_array(dy, "dy", shape=(T, B, R), dtype=dtype))
     dh, dc = (s.copy() for s in _check_state(dstate, B, cfg, dtype, "dstate"))  # (B, R), (B, H): updated in place
     da = np.empty((T, B, 4 * H), dtype)  # dL/da_t for the pre-activations [i, f, g, o]
-    dh_raw = np.empty((T, B, R), dtype)  # dL/dh_raw_t (the projection's output when P > 0)
+    dh_raw = np.empty((T if P else 1, B, R), dtype)  # dL/dh_raw_t, kept for every step for dW_hr
     W_hr = p["W_hr"] if P else np.empty((0, H), dtype)
-    run_split(_backward_rows, B, _blas.BY_HAND_MACS, lengths, gates, cs, cache["c_raw"], cache["tanh_c"], cache["h_raw"], p["W_hh"], W_hr,
+    run_split(_backward_rows, B, _blas.BY_HAND_MACS, lengths, gates, cs, cache["c_raw"], cache["h_raw"], p["W_hh"], W_hr,
               mask, *_options(p, cfg), dy, dh, dc, dh_raw, np.empty((B, H), dtype), np.zeros((B, R), dtype), da)
     grads = {}
     if cfg.peepholes:  # padded rows have da = 0
