@@ -23,6 +23,7 @@ def blocks(request, monkeypatch):
     """Run on one row block, or on three in parallel threads (whatever the machine's BLAS threads)."""
     monkeypatch.setattr(_blas, "blas_threads", lambda: request.param)
     monkeypatch.setattr(_blas, "GEMM_MIN_ROWS_PER_THREAD", 1)
+    monkeypatch.setattr(_blas, "SPLIT_MIN_MACS", 0)
     return request.param
 
 
@@ -67,6 +68,15 @@ def test_fast_matmul_takes_leading_axes_and_falls_back_for_other_dtypes():
 def test_split_rows(threads, n, min_rows, expected, monkeypatch):
     monkeypatch.setattr(_blas, "blas_threads", lambda: threads)
     assert _blas.split_rows(n, min_rows) == expected
+    assert _blas.split_rows(n, min_rows, macs=_blas.SPLIT_MIN_MACS - 1) == [(0, n)]  # too little work to split
+
+
+@pytest.mark.parametrize("shape", [(1024, 1024), (37, 5), (1, 7), (16, 1)])
+def test_transposed(shape):
+    W = np.random.default_rng(3).standard_normal(shape).astype(np.float32)
+    Wt = _blas.transposed(W)
+    assert Wt.flags.c_contiguous
+    np.testing.assert_array_equal(Wt, W.T)
 
 
 def test_run_split_restores_the_blas_threads_even_on_error(monkeypatch):
@@ -74,6 +84,7 @@ def test_run_split_restores_the_blas_threads_even_on_error(monkeypatch):
     before = _blas._get_num_threads()
     monkeypatch.setattr(_blas, "blas_threads", lambda: 2)
     monkeypatch.setattr(_blas, "MIN_ROWS_PER_THREAD", 1)
+    monkeypatch.setattr(_blas, "SPLIT_MIN_MACS", 0)
     seen = []
 
     def loop(b0, b1):

@@ -87,6 +87,7 @@ def loop_path(request, monkeypatch):
         monkeypatch.setattr(_blas, "blas_threads", lambda: 2)
         monkeypatch.setattr(_blas, "MIN_ROWS_PER_THREAD", 1)
         monkeypatch.setattr(_blas, "GEMM_MIN_ROWS_PER_THREAD", 1)  # the weight-gradient products are split too
+        monkeypatch.setattr(_blas, "SPLIT_MIN_MACS", 0)
         assert _blas.split_rows(B) == [(0, B // 2), (B // 2, B)]
 
 

@@ -94,8 +94,9 @@ def _leading(X):
     return X.strides[0] // X.itemsize if X.shape[0] > 1 else max(X.shape[1], 1)
 
 
-BY_HAND_MACS = 1 << 14  # multiply-adds of a row block's per-step product up to which times_rows works by hand:
-# below it a BLAS call costs more than the product (measured on the sentiment and binary-add configs)
+BY_HAND_MACS = 512  # multiply-adds of a row block's per-step product up to which times_rows works by hand: a BLAS
+# call costs about 0.15 µs, the by-hand loop wins only on the tiniest products (measured: 16x16x16 by hand 0.8 µs,
+# BLAS 0.16 µs; 1x16x16 by hand 0.07 µs, BLAS 0.09 µs)
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
@@ -118,8 +119,30 @@ def times_rows(b0, b1, A, W, out, beta, by_hand_macs):
                 out[b, n] += v * W[k, n]
 
 
+@numba.njit(cache=True, nogil=True)
+def transposed(W):
+    """W^T (K, N) of W (N, K), C-contiguous, copied in 16×16 tiles.
+
+    NumPy's strided copy ``np.ascontiguousarray(W.T)`` is about 9x slower at 1024×1024 (cache-set
+    conflicts of the power-of-two row stride): 7 ms, 4 % of a forward pass there.
+    """
+    N, K = W.shape
+    out = np.empty((K, N), W.dtype)
+    for n0 in range(0, N, 16):
+        for k0 in range(0, K, 16):
+            for k in range(k0, min(k0 + 16, K)):
+                for n in range(n0, min(n0 + 16, N)):
+                    out[k, n] = W[n, k]
+    return out
+
+
+ALWAYS_BY_HAND = 1 << 62  # a by_hand_macs that keeps times_rows off BLAS (products with a tiny inner dimension, where
+# OpenBLAS is slow: x_t W_ih^T with one or a few input features)
+
 MIN_ROWS_PER_THREAD = 8  # fewer rows per thread: the per-step products get too thin to gain
 GEMM_MIN_ROWS_PER_THREAD = 64  # the same for one large product split by its output rows
+SPLIT_MIN_MACS = 1 << 20  # less work than this (multiply-adds in all): one block (handing a block to another thread
+# costs about 30 µs; measured: binary-add's loops, 32K multiply-adds, ran 2.5x slower split)
 
 
 def blas_threads() -> int:
@@ -127,12 +150,13 @@ def blas_threads() -> int:
     return max(1, int(_get_num_threads()))
 
 
-def split_rows(n: int, min_rows: int | None = None) -> list[tuple[int, int]]:
-    """Contiguous row blocks [b0, b1) of n rows, one per BLAS thread, each of at least min_rows rows (or one block).
+def split_rows(n: int, min_rows: int | None = None, macs: float = float("inf")) -> list[tuple[int, int]]:
+    """Contiguous row blocks [b0, b1) of n rows, one per BLAS thread, each of at least min_rows rows, for a job of
+    ``macs`` multiply-adds; one block when the job is smaller than ``SPLIT_MIN_MACS``.
 
     ``min_rows`` defaults to ``MIN_ROWS_PER_THREAD``.
     """
-    k = max(1, min(blas_threads(), n // (min_rows or MIN_ROWS_PER_THREAD)))
+    k = 1 if macs < SPLIT_MIN_MACS else max(1, min(blas_threads(), n // (min_rows or MIN_ROWS_PER_THREAD)))
     edges = [n * i // k for i in range(k + 1)]
     return list(zip(edges[:-1], edges[1:]))
 
@@ -147,26 +171,29 @@ def _pool() -> ThreadPoolExecutor:
     return _POOL
 
 
-def run_split(loop, n: int, *args, min_rows: int | None = None) -> None:
-    """``loop(b0, b1, *args)`` for each row block of ``split_rows(n, min_rows)``, in parallel threads.
+def run_split(loop, n: int, *args, min_rows: int | None = None, macs: float = float("inf")) -> None:
+    """``loop(b0, b1, *args)`` for each row block of ``split_rows(n, min_rows, macs)``, in parallel threads
+    (the first block on the calling thread).
 
     ``loop`` must be a compiled ``nogil`` function that touches only rows [b0, b1). While it runs,
     OpenBLAS is set to one thread, then set back: each block's products stay on its own core, and
     OpenBLAS's own threads, which spin for about 0.1 s after each multi-threaded call, never compete
     with the blocks. (The setting is process-wide: OpenBLAS's pthreads build has no per-thread one.)
     """
-    blocks = split_rows(n, min_rows)
+    blocks = split_rows(n, min_rows, macs)
     if len(blocks) == 1 and blas_threads() == 1:
         loop(0, n, *args)
         return
     threads = _get_num_threads()
     _set_num_threads(1)
     try:
-        if len(blocks) == 1:
-            loop(0, n, *args)
-        else:
-            for future in [_pool().submit(loop, b0, b1, *args) for b0, b1 in blocks]:
-                future.result()
+        others = [_pool().submit(loop, b0, b1, *args) for b0, b1 in blocks[1:]]
+        try:
+            loop(*blocks[0], *args)
+        finally:  # every block has finished before the thread count goes back
+            errors = [error for error in (f.exception() for f in others) if error is not None]
+        if errors:
+            raise errors[0]
     finally:
         _set_num_threads(threads)
 
@@ -181,5 +208,6 @@ def matmul(A: np.ndarray, B: np.ndarray, *, trans_a: bool = False, trans_b: bool
     """op(A) @ op(B) (op(X) = X.T if trans), a new array, its rows split over the BLAS threads (``run_split``)."""
     A, B = (X if X.strides[-1] == X.itemsize else np.ascontiguousarray(X) for X in (A, B))
     C = np.empty((A.shape[1] if trans_a else A.shape[0], B.shape[0] if trans_b else B.shape[1]), A.dtype)
-    run_split(_gemm_rows, C.shape[0], A, trans_a, B, trans_b, C, min_rows=GEMM_MIN_ROWS_PER_THREAD)
+    run_split(_gemm_rows, C.shape[0], A, trans_a, B, trans_b, C, min_rows=GEMM_MIN_ROWS_PER_THREAD,
+              macs=C.shape[0] * C.shape[1] * (A.shape[0] if trans_a else A.shape[1]))
     return C

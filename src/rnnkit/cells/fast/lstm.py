@@ -36,7 +36,7 @@ from ..lstm import (
     zero_state,
 )
 from . import _blas
-from ._blas import matmul, run_split, times_rows
+from ._blas import matmul, run_split, times_rows, transposed
 from ._jit import jit, lengths_or_full, sigmoid, tanh, weights_times_rows
 
 __all__ = ["LSTMConfig", "State", "advance", "backward", "forward", "init_params", "param_shapes", "step", "zero_state"]
@@ -163,7 +163,7 @@ def _forward_rows(b0, b1, by_hand_macs, x, W_ihT, bias, W_hhT, W_hrT, rec_mask, 
     R = hs.shape[2]
     for t in range(T):
         if W_ihT.shape[0] > 0:
-            times_rows(b0, b1, x[t], W_ihT, gates[t], 0.0, by_hand_macs)
+            times_rows(b0, b1, x[t], W_ihT, gates[t], 0.0, _blas.ALWAYS_BY_HAND)
         h_prev = hs[t]
         if masked:
             for b in range(b0, b1):
@@ -283,7 +283,7 @@ def _run(p: dict[str, np.ndarray], cfg: LSTMConfig, x: np.ndarray, h0: np.ndarra
     b = p["b_ih"] + p["b_hh"]
     b[H:2 * H] += cfg.forget_bias  # TF1: a constant on the forget pre-activation
     if D <= STEPWISE_PROJECTION_MAX_D:  # few input features: projected step by step inside the loop
-        W_ihT, gates = np.ascontiguousarray(p["W_ih"].T), np.empty((T, B, 4 * H), dtype)
+        W_ihT, gates = transposed(p["W_ih"]), np.empty((T, B, 4 * H), dtype)
     else:  # (T, B, 4H): x_t W_ih^T from one GEMM, then i, f, g, o in place
         W_ihT, gates = np.empty((0, 4 * H), dtype), matmul(x.reshape(T * B, D), p["W_ih"], trans_b=True).reshape(T, B, 4 * H)
     hs, cs = np.empty((T + 1, B, R), dtype), np.empty((T + 1, B, H), dtype)  # carried h_0..h_T, c_0..c_T
@@ -294,10 +294,11 @@ def _run(p: dict[str, np.ndarray], cfg: LSTMConfig, x: np.ndarray, h0: np.ndarra
     tanh_c, y = np.empty((1, B, H), dtype), np.empty((T, B, R), dtype)  # tanh(c_t): the backward computes it again
     m = np.empty((T, B, H), dtype) if P else h_raw  # o ⊙ tanh(c), the projection's input
     mask = np.ones((B, R), dtype) if rec_mask is None else np.ascontiguousarray(rec_mask)
-    W_hrT = np.ascontiguousarray(p["W_hr"].T) if P else np.empty((H, 0), dtype)
-    run_split(_forward_rows, B, _blas.BY_HAND_MACS, x, W_ihT, b, np.ascontiguousarray(p["W_hh"].T), W_hrT, mask, rec_mask is not None,
+    W_hrT = transposed(p["W_hr"]) if P else np.empty((H, 0), dtype)
+    macs = T * B * (4 * H * (R + len(W_ihT)) + P * H)  # the products of all steps
+    run_split(_forward_rows, B, _blas.BY_HAND_MACS, x, W_ihT, b, transposed(p["W_hh"]), W_hrT, mask, rec_mask is not None,
               lengths, *_options(p, cfg), gates, hs, cs, c_raw, h_raw, tanh_c, m, y,
-              np.empty((B, 4 * H), dtype), np.empty((B, R), dtype))
+              np.empty((B, 4 * H), dtype), np.empty((B, R), dtype), macs=macs)
     cache = {"x": x, "gates": gates, "hs": hs, "cs": cs, "m": m if P else None, "lengths": lengths,
              "mask": mask, "masked": rec_mask is not None,
              "c_raw": c_raw if cfg.cell_clip is not None else cs[1:],  # without a clip any c passes
@@ -323,7 +324,8 @@ def backward(
     dh_raw = np.empty((T if P else 1, B, R), dtype)  # dL/dh_raw_t, kept for every step for dW_hr
     W_hr = p["W_hr"] if P else np.empty((0, H), dtype)
     run_split(_backward_rows, B, _blas.BY_HAND_MACS, lengths, gates, cs, cache["c_raw"], cache["h_raw"], p["W_hh"], W_hr,
-              mask, *_options(p, cfg), dy, dh, dc, dh_raw, np.empty((B, H), dtype), np.zeros((B, R), dtype), da)
+              mask, *_options(p, cfg), dy, dh, dc, dh_raw, np.empty((B, H), dtype), np.zeros((B, R), dtype), da,
+              macs=T * B * (4 * H * R + P * H))
     grads = {}
     if cfg.peepholes:  # padded rows have da = 0
         grads["w_ci"] = np.einsum("tbh,tbh->h", da[:, :, :H], cs[:-1])

@@ -1,14 +1,26 @@
-"""Simple RNN cell, fast engine: the math of ``rnnkit.cells.rnn`` (the readable reference) with fused kernels.
+"""Simple RNN cell, fast engine: the math of ``rnnkit.cells.rnn`` (the readable reference), compiled.
 
-Same functions, signatures, checks, layout (``a_t (B, H)``) and results (to rounding) as the
-reference. Per step: one NumPy GEMM for the recurrent product and one compiled kernel for the rest::
+Same functions, signatures, checks and results (to rounding) as the reference. Arrays are
+batch-major like the reference's inputs and outputs (``a_t``, ``h_t``, ``y_t`` all ``(B, H)``), so
+nothing is transposed. The whole time loop is one compiled function, which calls NumPy's own
+OpenBLAS for the per-step product (``_blas.times_rows``) or, for small ones, multiplies by hand::
 
-    forward:  rec = h̃_{t-1} W_hh^T (GEMM) -> _step_forward: h_new = f(a_x + rec), length blend, y_t
-    backward: _step_backward: dh_t = rec ⊙ rec_mask + carried, da_t = v (dh_t + dy_t) f'(h_new)
-              -> rec = da_t W_hh (GEMM)
+    forward:  a_t = a_x + h̃_{t-1} W_hh^T -> _cell_forward: h_new = f(a_t + b_ih + b_hh),
+              length blend: carried h_t, y_t = v_t h_new (in place of a_t)
+    backward: _cell_backward: dh_t = rec ⊙ rec_mask + carried, da_t = v_t (dh_t + dy_t) ⊙ f'(a_t)
+              -> rec = da_t W_hh
 
-The activation is an integer code (one compiled kernel for all four, one loop per activation);
-rec_mask 1 and lengths T stand for "off". The equations are in ``rnnkit.cells.rnn``.
+with v_t = 1 on valid steps (t < lengths[b]) and 0 on padded ones. Rows of a batch never meet
+inside the loop, so ``_blas.run_split`` runs one loop per block of rows, one block per BLAS
+thread, in parallel. With many input features the input projection ``a_x = x W_ih^T`` is one GEMM
+over all T·B rows before the loop; with one or two (OpenBLAS is slow at inner dimension 1, and a
+GEMM call costs more than the product on small problems) the loop computes ``a_x = x_t W_ih^T``
+step by step, by hand. The weight gradients and ``dx`` are single GEMMs over all T·B rows after
+the backward loop (``_blas.matmul``, never ``@``: see ``_blas``).
+
+Each kernel loop writes one array (LLVM then vectorises it along the units); the activation is an
+integer code (``_CODES``) with one loop per activation. rec_mask 1 and lengths T stand for "off",
+so each kernel is compiled once per dtype. The equations are in ``rnnkit.cells.rnn``.
 """
 
 from __future__ import annotations
@@ -16,85 +28,117 @@ from __future__ import annotations
 import numpy as np
 
 from ..._validation import check_float_array
-from .._common import check_h_step, check_sequence, check_state_array, input_projection
+from .._common import check_h_step, check_sequence, check_state_array
 from ..rnn import RNNConfig, State, init_params, param_shapes, zero_state
+from . import _blas
+from ._blas import matmul, run_split, times_rows, transposed
 from ._jit import jit, lengths_or_full, sigmoid, tanh, weights_times_rows
 
 __all__ = ["RNNConfig", "State", "advance", "backward", "forward", "init_params", "param_shapes", "step", "zero_state"]
 
 _CODES = {"tanh": 0, "sigmoid": 1, "relu": 2, "linear": 3}
-
-
-@jit(inline="always")
-def _activate(code, a):
-    """a = f(a) in place (B, H), f by ``code`` (see _CODES); one loop per f so that each vectorises."""
-    B, H = a.shape
-    zero = a.dtype.type(0)
-    if code == 0:
-        for b in range(B):
-            for j in range(H):
-                a[b, j] = tanh(a[b, j])
-    elif code == 1:
-        for b in range(B):
-            for j in range(H):
-                a[b, j] = sigmoid(a[b, j])
-    elif code == 2:
-        for b in range(B):
-            for j in range(H):
-                a[b, j] = max(a[b, j], zero)
-
-
-@jit(inline="always")
-def _times_grad(code, h, d):
-    """d ⊙= f'(a) in place, f' written from h = f(a) (as rnnkit.ops does)."""
-    B, H = h.shape
-    zero, one = h.dtype.type(0), h.dtype.type(1)
-    if code == 0:
-        for b in range(B):
-            for j in range(H):
-                d[b, j] *= one - h[b, j] * h[b, j]
-    elif code == 1:
-        for b in range(B):
-            for j in range(H):
-                d[b, j] *= h[b, j] * (one - h[b, j])
-    elif code == 2:
-        for b in range(B):
-            for j in range(H):
-                d[b, j] = d[b, j] if h[b, j] > zero else zero
+STEPWISE_PROJECTION_MAX_D = 2  # input sizes up to which x_t W_ih^T is computed inside the time loop, by hand:
+# with more, one GEMM before the loop is faster (measured at (B, T, H) = (64, 200, 16), D = 2..8)
 
 
 @jit
-def _step_forward(t, lengths, code, a, rec, h_prev, h_out, y_t):
-    """h_new = f(a + rec) (B, H); y_t = v_t h_new; carried h_t = h_new on valid rows, h_{t-1} on padded ones."""
-    B, H = h_prev.shape
+def _cell_forward(b0, b1, t, lengths, code, bias, a, h_prev, h_out):
+    """Rows b0..b1 of step t: a (B, H) = f(a + bias), which leaves as y_t = v_t f(a).
+
+    Carried h_t = f(a) on valid rows (v_t = 1: t < lengths[b]), h_{t-1} on padded ones.
+    """
+    H = a.shape[1]
     zero = a.dtype.type(0)
-    for b in range(B):
-        for j in range(H):
-            y_t[b, j] = a[b, j] + rec[b, j]
-    _activate(code, y_t)
-    for b in range(B):
-        for j in range(H):
-            h_out[b, j] = y_t[b, j] if t < lengths[b] else h_prev[b, j]
-    for b in range(B):
-        for j in range(H):
-            y_t[b, j] = y_t[b, j] if t < lengths[b] else zero
+    for b in range(b0, b1):
+        if code == 0:
+            for j in range(H):
+                a[b, j] = tanh(a[b, j] + bias[j])
+        elif code == 1:
+            for j in range(H):
+                a[b, j] = sigmoid(a[b, j] + bias[j])
+        elif code == 2:
+            for j in range(H):
+                a[b, j] = max(a[b, j] + bias[j], zero)
+        else:
+            for j in range(H):
+                a[b, j] += bias[j]
+        if t < lengths[b]:
+            for j in range(H):
+                h_out[b, j] = a[b, j]
+        else:
+            for j in range(H):
+                h_out[b, j] = h_prev[b, j]
+            for j in range(H):
+                a[b, j] = zero
 
 
 @jit
-def _step_backward(t, lengths, code, rec, rec_mask, dh, dy_t, h_new, da):
-    """dh_t = rec ⊙ rec_mask + dh; da_t = v (dh_t + dy_t) ⊙ f'(a_t); dh keeps (1 - v) dh_t for the step before."""
-    B, H = dh.shape
-    zero = dh.dtype.type(0)
-    for b in range(B):
+def _cell_backward(b0, b1, t, lengths, code, rec, rec_mask, dh, dy_t, h, da):
+    """Rows b0..b1: dh_t = rec ⊙ rec_mask + dh; da_t (B, H) = v (dh_t + dy_t) ⊙ f'(a_t), f' written from h = f(a_t).
+
+    ``dh`` enters holding the part of dh_t that the step after carried back, and leaves holding
+    the part this step carries back, (1 - v_t) dh_t. Padded rows get da = 0.
+    """
+    H = dh.shape[1]
+    zero, one = dh.dtype.type(0), dh.dtype.type(1)
+    for b in range(b0, b1):
         for j in range(H):
-            dh[b, j] += rec[b, j] * rec_mask[b, j]  # through (h_{t-1} ⊙ rec_mask) W_hh^T
-    for b in range(B):
-        for j in range(H):  # through y_t = v h_new
-            da[b, j] = dh[b, j] + dy_t[b, j] if t < lengths[b] else zero
-    _times_grad(code, h_new, da)  # through h = f(a)
-    for b in range(B):
-        for j in range(H):  # padded steps pass dh_t to the step before
-            dh[b, j] = zero if t < lengths[b] else dh[b, j]
+            dh[b, j] += rec[b, j] * rec_mask[b, j]  # through h̃_{t-1} W_hh^T, h̃ = h ⊙ rec_mask
+        if not t < lengths[b]:
+            for j in range(H):
+                da[b, j] = zero
+            continue
+        if code == 0:
+            for j in range(H):
+                da[b, j] = (dh[b, j] + dy_t[b, j]) * (one - h[b, j] * h[b, j])
+        elif code == 1:
+            for j in range(H):
+                da[b, j] = (dh[b, j] + dy_t[b, j]) * h[b, j] * (one - h[b, j])
+        elif code == 2:
+            for j in range(H):
+                da[b, j] = dh[b, j] + dy_t[b, j] if h[b, j] > zero else zero
+        else:
+            for j in range(H):
+                da[b, j] = dh[b, j] + dy_t[b, j]
+        for j in range(H):
+            dh[b, j] = zero
+
+
+@jit
+def _forward_rows(b0, b1, by_hand_macs, code, x, W_ihT, bias, W_hhT, rec_mask, masked, lengths, a, hs, h_in):
+    """The forward time loop over rows b0..b1 (see the module docstring).
+
+    ``a (T, B, H)`` holds the input projection x_t W_ih^T when ``W_ihT`` is empty, otherwise it
+    starts empty and x_t W_ih^T is done here step by step; it leaves holding y.
+    """
+    T = a.shape[0]
+    H = hs.shape[2]
+    for t in range(T):
+        h_prev = hs[t]
+        if masked:
+            for b in range(b0, b1):
+                for j in range(H):
+                    h_in[b, j] = h_prev[b, j] * rec_mask[b, j]  # h̃_{t-1} = h_{t-1} ⊙ rec_mask
+            h_prev = h_in
+        if W_ihT.shape[0] > 0:  # few input features: by hand (OpenBLAS is slow at inner dimension 1)
+            times_rows(b0, b1, x[t], W_ihT, a[t], 0.0, _blas.ALWAYS_BY_HAND)
+        times_rows(b0, b1, h_prev, W_hhT, a[t], 1.0, by_hand_macs)
+        _cell_forward(b0, b1, t, lengths, code, bias, a[t], hs[t], hs[t + 1])
+
+
+@jit
+def _backward_rows(b0, b1, by_hand_macs, code, lengths, hs, W_hh, rec_mask, dy, dh, rec, da):
+    """The backward time loop over rows b0..b1; ``dy`` has one zero step when only the final state has a gradient.
+
+    ``dh`` enters as the gradient of the final state and leaves as that of the initial one.
+    """
+    T = da.shape[0]
+    for t in range(T - 1, -1, -1):
+        _cell_backward(b0, b1, t, lengths, code, rec, rec_mask, dh, dy[min(t, len(dy) - 1)], hs[t + 1], da[t])
+        times_rows(b0, b1, da[t], W_hh, rec, 0.0, by_hand_macs)  # through a_t += h̃_{t-1} W_hh^T
+    for b in range(b0, b1):
+        for j in range(dh.shape[1]):
+            dh[b, j] += rec[b, j] * rec_mask[b, j]  # dh_0
 
 
 @jit
@@ -104,12 +148,11 @@ def _step(code, x_t, h_prev, W_ih, W_hh, b_ih, b_hh, h):
     Dot products along the weights' rows: at batch 1 a BLAS call costs more than these products.
     """
     B, H = h.shape
-    for b in range(B):
-        for j in range(H):
-            h[b, j] = b_ih[j] + b_hh[j]
-    weights_times_rows(W_ih, x_t, h.T)  # h^T (H, B) += W_ih x_t^T
-    weights_times_rows(W_hh, h_prev, h.T)
-    _activate(code, h)
+    a = np.zeros((B, H), h.dtype)
+    weights_times_rows(W_ih, x_t, a.T)  # a^T (H, B) += W_ih x_t^T
+    weights_times_rows(W_hh, h_prev, a.T)
+    always = np.ones(B, np.int64)  # t = 0 < 1: every row is valid
+    _cell_forward(0, B, 0, always, code, b_ih + b_hh, a, h_prev, h)
 
 
 def step(p: dict[str, np.ndarray], cfg: RNNConfig, x_t: np.ndarray, state: State) -> tuple[np.ndarray, State]:
@@ -136,25 +179,26 @@ def forward(
     """Run the cell over ``x (T, B, D)``; return ``(y (T, B, H), h_T (B, H), cache)`` (see the reference)."""
     dtype = p["W_ih"].dtype
     x = check_sequence(x, cfg.input_size, dtype)
-    T, B, _ = x.shape
+    T, B, D = x.shape
     H = cfg.hidden_size
     h0 = zero_state(cfg, B, dtype) if state0 is None else check_state_array(state0, B, H, dtype, "state0")
     if rec_mask is not None:
         rec_mask = check_state_array(rec_mask, B, H, dtype, "rec_mask")
     lengths = lengths_or_full(lengths, B, T)
-    code, W_hhT = _CODES[cfg.activation], p["W_hh"].T
+    x = np.ascontiguousarray(x)
 
-    a = input_projection(x, p["W_ih"], p["b_ih"] + p["b_hh"])  # (T, B, H)
-    hs = np.empty((T + 1, B, H), dtype=dtype)  # carried h_0 .. h_T
+    if D <= STEPWISE_PROJECTION_MAX_D:  # few input features: projected step by step inside the loop
+        W_ihT, a = transposed(p["W_ih"]), np.empty((T, B, H), dtype)
+    else:  # (T, B, H): x_t W_ih^T from one GEMM; the loop adds the rest and leaves y in place
+        W_ihT, a = np.empty((0, H), dtype), matmul(x.reshape(T * B, D), p["W_ih"], trans_b=True).reshape(T, B, H)
+    hs = np.empty((T + 1, B, H), dtype)  # carried h_0 .. h_T
     hs[0] = h0
-    y = np.empty((T, B, H), dtype=dtype)
-    rec, h_rec = np.empty((B, H), dtype), np.empty((B, H), dtype)
-    for t in range(T):
-        h_prev = hs[t] if rec_mask is None else np.multiply(hs[t], rec_mask, out=h_rec)
-        np.matmul(h_prev, W_hhT, out=rec)  # (B, H) @ (H, H)
-        _step_forward(t, lengths, code, a[t], rec, hs[t], hs[t + 1], y[t])
+    mask = np.ones((B, H), dtype) if rec_mask is None else np.ascontiguousarray(rec_mask)
+    run_split(_forward_rows, B, _blas.BY_HAND_MACS, _CODES[cfg.activation], x, W_ihT, p["b_ih"] + p["b_hh"],
+              transposed(p["W_hh"]), mask, rec_mask is not None, lengths, a, hs, np.empty((B, H), dtype),
+              macs=T * B * H * (H + len(W_ihT)))
     cache = {"x": x, "hs": hs, "lengths": lengths, "rec_mask": rec_mask}
-    return y, hs[T].copy(), cache
+    return a, hs[T].copy(), cache
 
 
 def backward(
@@ -169,27 +213,23 @@ def backward(
     T, B, D = x.shape
     H = cfg.hidden_size
     dtype = hs.dtype
-    if dy is not None:
-        dy = check_float_array(dy, "dy", shape=(T, B, H), dtype=dtype)
+    dy = np.zeros((1, B, H), dtype) if dy is None else \
+        np.ascontiguousarray(check_float_array(dy, "dy", shape=(T, B, H), dtype=dtype))
     dh = np.zeros((B, H), dtype) if dstate is None else check_state_array(dstate, B, H, dtype, "dstate").copy()
-    code, W_hh = _CODES[cfg.activation], p["W_hh"]
-    no_dy = np.zeros((B, H), dtype)
-    mask = np.ones((B, H), dtype) if rec_mask is None else rec_mask
-    da = np.empty((T, B, H), dtype)
-    rec = np.zeros((B, H), dtype)  # da_{t+1} W_hh, the recurrent part of dh_t
-    for t in reversed(range(T)):
-        _step_backward(t, lengths, code, rec, mask, dh, no_dy if dy is None else dy[t], hs[t + 1], da[t])
-        np.matmul(da[t], W_hh, out=rec)  # (B, H) @ (H, H), through h̃_{t-1} W_hh^T
-    dh += rec * mask  # dh_0
-
-    h_rec = hs[:-1] if rec_mask is None else hs[:-1] * rec_mask  # (T, B, H)
-    da2 = da.reshape(T * B, H)
-    db = da2.sum(axis=0)
+    mask = np.ones((B, H), dtype) if rec_mask is None else np.ascontiguousarray(rec_mask)
+    da = np.empty((T, B, H), dtype)  # dL/da_t
+    W_hh = np.ascontiguousarray(p["W_hh"])  # (H, H): rec = da_t W_hh
+    run_split(_backward_rows, B, _blas.BY_HAND_MACS, _CODES[cfg.activation], lengths, hs, W_hh, mask, dy, dh,
+              np.zeros((B, H), dtype), da, macs=T * B * H * H)
+    # Sums over all steps and rows (t, b): one GEMM each on the (T·B, ·) rows.
+    da_rows = da.reshape(T * B, H)
+    h_in = hs[:-1] if rec_mask is None else hs[:-1] * mask  # (T, B, H): h̃_{t-1}
+    db = da_rows.sum(axis=0)
     grads = {
-        "W_ih": da2.T @ x.reshape(T * B, D),  # (H, TB) @ (TB, D)
-        "W_hh": da2.T @ h_rec.reshape(T * B, H),  # (H, TB) @ (TB, H)
+        "W_ih": matmul(da_rows, x.reshape(T * B, D), trans_a=True),  # (H, TB) @ (TB, D)
+        "W_hh": matmul(da_rows, h_in.reshape(T * B, H), trans_a=True),  # (H, TB) @ (TB, H)
         "b_ih": db,
         "b_hh": db.copy(),
     }
-    dx = (da2 @ p["W_ih"]).reshape(T, B, D)  # (TB, H) @ (H, D)
+    dx = matmul(da_rows, p["W_ih"]).reshape(T, B, D)  # (TB, H) @ (H, D)
     return grads, dx, dh
