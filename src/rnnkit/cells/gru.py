@@ -18,6 +18,7 @@ more at small H), and the recurrent product is one batched ``np.matmul`` over th
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -235,34 +236,42 @@ def backward(
             dh *= 1 - m[t]
             dh += dh_m
 
-    grads, dx = weight_gradients(p, cfg, x, h_m, gates, dA, da_n)
+    dA = dA.transpose(0, 2, 1, 3).reshape(T, B, 3 * H)  # batch-major rows (t, b) for the GEMMs
+    grads, dx = weight_gradients(p, cfg, x, h_m, gates[:, 0], dA, da_n)
     return grads, dx, dh
 
 
-def weight_gradients(p: dict[str, np.ndarray], cfg: GRUConfig, x: np.ndarray, h_m: np.ndarray, gates: np.ndarray,
-                     dA: np.ndarray, da_n: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """After the time loop: every parameter gradient and dx with one GEMM each over all steps.
+def weight_gradients(p: dict[str, np.ndarray], cfg: GRUConfig, x: np.ndarray, h_m: np.ndarray, r: np.ndarray,
+                     dA: np.ndarray, da_n: np.ndarray,
+                     matmul: Callable | None = None) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """After the time loop: every parameter gradient and dx with GEMMs over all steps and rows (t, b).
 
-    ``x (T, B, D)``; ``h_m (T, B, H)`` the (masked) h_{t-1} that entered the recurrent product;
-    ``gates (T, 3, B, H)``; ``dA (T, 3, B, H)`` the gradients of the recurrent product's blocks r, z, n;
-    ``da_n (T, B, H)`` the gradient of the n pre-activation's input part. Rows (T*B, 3H) go into the GEMMs.
+    ``x (T, B, D)``; ``h_m (T, B, H)`` the h̃ that entered the recurrent product; ``r (T, B, H)`` the
+    reset gate; ``dA (T, B, 3H)`` the gradients of the recurrent product's blocks r, z, n (that of
+    the n block is da_n ⊙ r with reset_after, da_n without); ``da_n (T, B, H)`` that of the n
+    pre-activation. The r and z blocks have one gradient on both sides; the n blocks differ::
+
+        dW_ih = [dA_rz; da_n]^T x          dW_hh = [dA_rz^T h̃; dA_n^T h̃ (reset_after) or dA_n^T (r ⊙ h̃)]
+        dx = dA_rz W_i{r,z} + da_n W_in
+
+    ``matmul(A, B, trans_a=, trans_b=)`` is op(A) @ op(B) (NumPy's by default; the fast engine passes its own).
     """
+    if matmul is None:
+        def matmul(A, B, trans_a=False, trans_b=False):
+            return (A.T if trans_a else A) @ (B.T if trans_b else B)
+
     T, B, D = x.shape
     H = cfg.hidden_size
-    dA2 = dA.transpose(0, 2, 1, 3).reshape(T * B, 3 * H)
-    h_m2, x2 = h_m.reshape(T * B, H), x.reshape(T * B, D)
-    if cfg.reset_after:
-        dW_hh = dA2.T @ h_m2  # (3H, TB) @ (TB, H)
-        dA_in = np.concatenate((dA2[:, : 2 * H], da_n.reshape(T * B, H)), axis=1)
-    else:
-        rh_m2 = (gates[:, 0] * h_m).reshape(T * B, H)  # r ⊙ h̃
-        dW_hh = np.concatenate((dA2[:, : 2 * H].T @ h_m2, dA2[:, 2 * H :].T @ rh_m2))
-        dA_in = dA2
-    grads = {
-        "W_ih": dA_in.T @ x2,  # (3H, TB) @ (TB, D)
-        "W_hh": dW_hh,
-        "b_ih": dA_in.sum(axis=0),
+    rows = T * B
+    dA2, da_n2 = dA.reshape(rows, 3 * H), da_n.reshape(rows, H)
+    dA_rz, dA_n = dA2[:, : 2 * H], dA2[:, 2 * H :]
+    x2, h_m2 = x.reshape(rows, D), h_m.reshape(rows, H)
+    n_in = h_m2 if cfg.reset_after else (r * h_m).reshape(rows, H)  # what W_hn multiplies: h̃ or r ⊙ h̃
+    grads = {  # (2H, TB) @ (TB, ·) and (H, TB) @ (TB, ·) stacked: (3H, D), (3H, H)
+        "W_ih": np.concatenate((matmul(dA_rz, x2, trans_a=True), matmul(da_n2, x2, trans_a=True))),
+        "W_hh": np.concatenate((matmul(dA_rz, h_m2, trans_a=True), matmul(dA_n, n_in, trans_a=True))),
+        "b_ih": np.concatenate((dA_rz.sum(axis=0), da_n2.sum(axis=0))),
         "b_hh": dA2.sum(axis=0),
     }
-    dx = (dA_in @ p["W_ih"]).reshape(T, B, D)  # (TB, 3H) @ (3H, D)
-    return grads, dx
+    dx = matmul(dA_rz, p["W_ih"][: 2 * H]) + matmul(da_n2, p["W_ih"][2 * H :])  # (TB, 2H) @ (2H, D) + (TB, H) @ (H, D)
+    return grads, dx.reshape(T, B, D)
