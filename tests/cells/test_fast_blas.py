@@ -96,3 +96,17 @@ def test_run_split_restores_the_blas_threads_even_on_error(monkeypatch):
         _blas.run_split(loop, 4)
     assert sorted(seen) == [(0, 2, 1), (2, 4, 1)]
     assert _blas._get_num_threads() == before
+
+
+def test_split_runs_in_a_forked_child(monkeypatch):
+    """The thread pool does not survive fork(); a child process starts its own and the split still runs."""
+    import multiprocessing as mp
+
+    monkeypatch.setattr(_blas, "blas_threads", lambda: 2)
+    monkeypatch.setattr(_blas, "GEMM_MIN_ROWS_PER_THREAD", 1)
+    monkeypatch.setattr(_blas, "SPLIT_MIN_MACS", 0)
+    A = np.random.default_rng(4).standard_normal((6, 3))
+    _blas.matmul(A, A, trans_b=True)  # the parent's pool exists now
+    with mp.get_context("fork").Pool(1) as pool:
+        got = pool.apply_async(_blas.matmul, (A, A), {"trans_b": True}).get(timeout=60)
+    np.testing.assert_allclose(got, A @ A.T, rtol=1e-12)

@@ -11,6 +11,9 @@ thread: rows of a batch never interact inside a time loop, so each thread runs a
 rows with a one-thread BLAS, in parallel, with no synchronisation per step. The number of blocks is
 the number of threads NumPy's OpenBLAS is set to use (``OPENBLAS_NUM_THREADS``, threadpoolctl), so a
 one-thread setting stays on one core.
+
+numba caches each compiled function with the code it calls from here: after editing this file,
+delete ``cells/fast/__pycache__/*.nbi`` and ``*.nbc`` (an installed release is cached afresh).
 """
 
 from __future__ import annotations
@@ -169,6 +172,15 @@ def _pool() -> ThreadPoolExecutor:
     if _POOL is None:
         _POOL = ThreadPoolExecutor(max_workers=os.cpu_count() or 2, thread_name_prefix="rnnkit")
     return _POOL
+
+
+def _forget_pool() -> None:
+    """In a forked child the pool's threads do not exist: start a new pool there."""
+    global _POOL
+    _POOL = None
+
+
+os.register_at_fork(after_in_child=_forget_pool)
 
 
 def run_split(loop, n: int, *args, min_rows: int | None = None, macs: float = float("inf")) -> None:
