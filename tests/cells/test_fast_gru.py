@@ -22,7 +22,7 @@ from tests.cells.test_fast_engine import DTYPES, B, _assert_parity
 @pytest.mark.parametrize("masked", [False, True])
 @pytest.mark.parametrize("reset_after", [True, False])
 def test_weights_first_products_match_reference(reset_after, masked, dtype, blocks, monkeypatch):
-    monkeypatch.setattr(fast.module_for("gru"), "WEIGHTS_FIRST_MIN", 0)
+    monkeypatch.setattr(_blas, "WEIGHTS_FIRST_MIN", 0)
     monkeypatch.setattr(_blas, "blas_threads", lambda: blocks)
     monkeypatch.setattr(_blas, "MIN_ROWS_PER_THREAD", 1)
     assert len(_blas.split_rows(B)) == blocks

@@ -139,6 +139,29 @@ def transposed(W):
     return out
 
 
+WEIGHTS_FIRST_MIN = 1 << 19  # weight matrices from this many elements (2 MB in float32, the L2 cache) on:
+# times_rows_wide multiplies weights first
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def times_rows_wide(b0, b1, A, W, WT, out, scratch, by_hand_macs, weights_first_min):
+    """Rows b0..b1: out (B, N) = A (B, K) W (K, N), ``WT`` = W^T contiguous, ``scratch`` (>= N, B).
+
+    With large weights (K·N >= weights_first_min) as out^T = W^T A^T into scratch, then copied back
+    transposed: OpenBLAS then runs 10-35 % faster (measured at H = 512 and 1024, batch rows 16-64;
+    no gain at H <= 256). Otherwise ``times_rows``.
+    """
+    K, N = W.shape
+    if K * N < weights_first_min:
+        times_rows(b0, b1, A, W, out, 0.0, by_hand_macs)
+        return
+    gemm(WT, False, A[b0:b1], True, scratch[:N, b0:b1], 0.0)
+    for n0 in range(0, N, 64):  # in tiles of 64 columns, which stay in the L1 cache
+        for b in range(b0, b1):
+            for n in range(n0, min(n0 + 64, N)):
+                out[b, n] = scratch[n, b]
+
+
 ALWAYS_BY_HAND = 1 << 62  # a by_hand_macs that keeps times_rows off BLAS (products with a tiny inner dimension, where
 # OpenBLAS is slow: x_t W_ih^T with one or a few input features)
 

@@ -4,7 +4,7 @@ Same functions, signatures, checks and results (to rounding) as the reference. A
 batch-major like the reference's inputs and outputs (pre-activations, then gates, ``a_t (B, 3H)``
 in PyTorch's order r, z, n; ``h_t (B, H)``), so no large array is transposed. The whole time loop
 is one compiled function, which calls NumPy's own OpenBLAS for the per-step products (``_blas.gemm``;
-with weights past the L2 cache as out^T = W^T A^T into a small scratch, see ``_times``) or, for
+with weights past the L2 cache as out^T = W^T A^T into a small scratch, see ``_blas.times_rows_wide``) or, for
 small ones, multiplies by hand; h̃ = h_{t-1} ⊙ rec_mask::
 
     forward, reset_after:  rec = h̃ W_h{r,z,n}^T -> _rz: r, z -> _candidate: hn = rec_n + b_hn, n, h', y_t
@@ -38,7 +38,7 @@ from ..gru import (
     zero_state,
 )
 from . import _blas
-from ._blas import gemm, matmul, run_split, times_rows, transposed
+from ._blas import matmul, run_split, times_rows, times_rows_wide, transposed
 from ._jit import jit, lengths_or_full, sigmoid, tanh, weights_times_rows
 
 __all__ = ["GRUConfig", "State", "advance", "backward", "forward", "init_params", "param_shapes", "step", "zero_state"]
@@ -146,26 +146,6 @@ def _dh_prev(b0, b1, t, lengths, reset_after, drec, drh, gates, rec_mask, g, dh)
 
 
 STEPWISE_PROJECTION_MAX_D = 16  # input sizes up to which x_t W_ih^T is computed inside the time loop
-WEIGHTS_FIRST_MIN = 1 << 19  # weight matrices from this many elements (2 MB in float32, the L2 cache) on: see _times
-
-
-@jit
-def _times(b0, b1, A, W, WT, out, scratch, by_hand_macs, weights_first_min):
-    """Rows b0..b1: out (B, N) = A (B, K) W (K, N), ``WT`` = W^T contiguous, ``scratch`` (≥ N, B).
-
-    With large weights (K·N >= weights_first_min) as out^T = W^T A^T into scratch, then copied back
-    transposed: OpenBLAS then runs 10-35% faster (measured at H = 512 and 1024, batch rows 16-64;
-    no gain at H <= 256). Otherwise ``times_rows``.
-    """
-    K, N = W.shape
-    if K * N < weights_first_min:
-        times_rows(b0, b1, A, W, out, 0.0, by_hand_macs)
-        return
-    gemm(WT, False, A[b0:b1], True, scratch[:N, b0:b1], 0.0)
-    for n0 in range(0, N, 64):  # in tiles of 64 columns, which stay in the L1 cache
-        for b in range(b0, b1):
-            for n in range(n0, min(n0 + 64, N)):
-                out[b, n] = scratch[n, b]
 
 
 @jit
@@ -190,13 +170,13 @@ def _forward_rows(b0, b1, by_hand_macs, weights_first_min, reset_after, x, W_ihT
                 for j in range(H):
                     h_in[b, j] = h_m[b, j] * rec_mask[b, j]  # h̃_{t-1} = h_{t-1} ⊙ rec_mask
             h_m = h_in
-        _times(b0, b1, h_m, W_hxT, W_hx, rec, scratch, by_hand_macs, weights_first_min)
+        times_rows_wide(b0, b1, h_m, W_hxT, W_hx, rec, scratch, by_hand_macs, weights_first_min)
         _rz(b0, b1, a, rec, bias)
         if not reset_after:
             for b in range(b0, b1):
                 for j in range(H):
                     rh[b, j] = a[b, j] * h_m[b, j]  # r ⊙ h̃
-            _times(b0, b1, rh, W_hnT, W_hn, rec_n, scratch, by_hand_macs, weights_first_min)
+            times_rows_wide(b0, b1, rh, W_hnT, W_hn, rec_n, scratch, by_hand_macs, weights_first_min)
         _candidate(b0, b1, t, lengths, reset_after, a, rec if reset_after else rec_n, 2 * H if reset_after else 0,
                    bias, b_hn, hs[t], hn[min(t, len(hn) - 1)], hs[t + 1], y[t])
 
@@ -214,9 +194,9 @@ def _backward_rows(b0, b1, by_hand_macs, weights_first_min, reset_after, lengths
         _gates_backward(b0, b1, t, lengths, reset_after, dh, dy[min(t, len(dy) - 1)], gates[t], hs[t],
                         hn[min(t, len(hn) - 1)], g, dA[t], da_n_t)
         if not reset_after:
-            _times(b0, b1, da_n_t, W_hn, W_hnT, drh, scratch, by_hand_macs, weights_first_min)  # (r ⊙ h̃) W_hn^T
+            times_rows_wide(b0, b1, da_n_t, W_hn, W_hnT, drh, scratch, by_hand_macs, weights_first_min)  # (r ⊙ h̃) W_hn^T
             _reset_backward(b0, b1, t, lengths, drh, hs[t], rec_mask, gates[t], dA[t])
-        _times(b0, b1, dA[t][:, :K], W_hx, W_hxT, drec, scratch, by_hand_macs, weights_first_min)  # h̃ W_hx^T
+        times_rows_wide(b0, b1, dA[t][:, :K], W_hx, W_hxT, drec, scratch, by_hand_macs, weights_first_min)  # h̃ W_hx^T
         _dh_prev(b0, b1, t, lengths, reset_after, drec, drh, gates[t], rec_mask, g, dh)
 
 
@@ -308,7 +288,7 @@ def _run(p: dict[str, np.ndarray], cfg: GRUConfig, x: np.ndarray, h0: np.ndarray
     y = np.empty((T, B, H), dtype)
     mask = np.ones((B, H), dtype) if rec_mask is None else np.ascontiguousarray(rec_mask)
     bias, b_hn = _biases(cfg.reset_after, p["b_ih"], p["b_hh"])
-    run_split(_forward_rows, B, _blas.BY_HAND_MACS, WEIGHTS_FIRST_MIN, cfg.reset_after, x, W_ihT, bias, b_hn,
+    run_split(_forward_rows, B, _blas.BY_HAND_MACS, _blas.WEIGHTS_FIRST_MIN, cfg.reset_after, x, W_ihT, bias, b_hn,
               *_recurrent_weights(p, cfg), mask, rec_mask is not None, lengths, gates, hs, hn, y,
               np.empty((B, G * H), dtype), *(np.empty((B, H), dtype) for _ in range(3)),
               np.empty((3 * H, B), dtype),  # rec, rec_n, h_in, rh, scratch
@@ -334,7 +314,7 @@ def backward(
     dh = np.zeros((B, H), dtype) if dstate is None else check_state_array(dstate, B, H, dtype, "dstate").copy()
     dA = np.empty((T, B, 3 * H), dtype)  # gradients of the recurrent product's blocks r, z, n
     da_n = np.empty((T if cfg.reset_after else 1, B, H), dtype)  # of a_n; dA's n block itself with reset_before
-    run_split(_backward_rows, B, _blas.BY_HAND_MACS, WEIGHTS_FIRST_MIN, cfg.reset_after, lengths, gates, hs, hn, mask,
+    run_split(_backward_rows, B, _blas.BY_HAND_MACS, _blas.WEIGHTS_FIRST_MIN, cfg.reset_after, lengths, gates, hs, hn, mask,
               *_recurrent_weights(p, cfg), dy, dh, dA, da_n,
               *(np.empty((B, H), dtype) for _ in range(3)), np.empty((3 * H, B), dtype),  # g, drh, drec, scratch
               macs=T * B * 3 * H * H)

@@ -322,10 +322,10 @@ def backward(
     dh, dc = (s.copy() for s in _check_state(dstate, B, cfg, dtype, "dstate"))  # (B, R), (B, H): updated in place
     da = np.empty((T, B, 4 * H), dtype)  # dL/da_t for the pre-activations [i, f, g, o]
     dh_raw = np.empty((T if P else 1, B, R), dtype)  # dL/dh_raw_t, kept for every step for dW_hr
-    W_hr = p["W_hr"] if P else np.empty((0, H), dtype)
-    run_split(_backward_rows, B, _blas.BY_HAND_MACS, lengths, gates, cs, cache["c_raw"], cache["h_raw"], p["W_hh"], W_hr,
-              mask, *_options(p, cfg), dy, dh, dc, dh_raw, np.empty((B, H), dtype), np.zeros((B, R), dtype), da,
-              macs=T * B * (4 * H * R + P * H))
+    W_hr = np.ascontiguousarray(p["W_hr"]) if P else np.empty((0, H), dtype)  # BLAS reads rows
+    run_split(_backward_rows, B, _blas.BY_HAND_MACS, lengths, gates, cs, cache["c_raw"], cache["h_raw"],
+              np.ascontiguousarray(p["W_hh"]), W_hr, mask, *_options(p, cfg), dy, dh, dc, dh_raw,
+              np.empty((B, H), dtype), np.zeros((B, R), dtype), da, macs=T * B * (4 * H * R + P * H))  # BLAS reads rows
     grads = {}
     if cfg.peepholes:  # padded rows have da = 0
         grads["w_ci"] = np.einsum("tbh,tbh->h", da[:, :, :H], cs[:-1])
