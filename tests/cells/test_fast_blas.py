@@ -110,3 +110,16 @@ def test_split_runs_in_a_forked_child(monkeypatch):
     with mp.get_context("fork").Pool(1) as pool:
         got = pool.apply_async(_blas.matmul, (A, A), {"trans_b": True}).get(timeout=60)
     np.testing.assert_allclose(got, A @ A.T, rtol=1e-12)
+
+
+def test_without_numpys_openblas_the_engine_falls_back(monkeypatch):
+    """A NumPy whose BLAS is not its bundled OpenBLAS: a warning, no fast module, and NumPy's own products."""
+    def no_blas(name):
+        raise _blas.BlasUnavailable("no OpenBLAS with cblas_sgemm found beside NumPy")
+
+    monkeypatch.setattr(fast.importlib, "import_module", no_blas)
+    with pytest.warns(RuntimeWarning, match="fast engine is unavailable.*no OpenBLAS"):
+        assert fast.module_for("lstm") is None
+    monkeypatch.setattr(fast, "_BLAS", None)  # what matmul's first look-up finds then
+    A = np.random.default_rng(5).standard_normal((4, 3)).astype(np.float32)
+    np.testing.assert_allclose(fast.matmul(A, A, trans_b=True), A @ A.T, rtol=1e-6)

@@ -46,6 +46,9 @@ def _import(name: str) -> ModuleType | None:
         return None
 
 
+_BLAS: ModuleType | None | bool = False  # rnnkit.cells.fast._blas, None when unavailable, False before the first look-up
+
+
 def matmul(A: np.ndarray, B: np.ndarray, *, trans_a: bool = False, trans_b: bool = False) -> np.ndarray:
     """op(A) @ op(B), op(X) = X.T if trans, B 2-D, A 2-D or (without trans_a) ``(..., K)``: the fast engine's
     product, rows split over the BLAS threads (``_blas.matmul``), when the engine is available; NumPy's otherwise.
@@ -53,7 +56,10 @@ def matmul(A: np.ndarray, B: np.ndarray, *, trans_a: bool = False, trans_b: bool
     Layers around the recurrent ones use it so that no multi-threaded OpenBLAS call (whose worker
     threads then spin for about 0.1 s) slows the parallel time loops that follow.
     """
-    blas = _import("_blas")
+    global _BLAS
+    if _BLAS is False:  # looked up once: a failed import would otherwise be retried (and warned about) per call
+        _BLAS = _import("_blas")
+    blas = _BLAS
     if blas is None or A.dtype != B.dtype or A.dtype not in (np.float32, np.float64):
         return (A.T if trans_a else A) @ (B.T if trans_b else B)
     rows = A if trans_a else A.reshape(-1, A.shape[-1])
