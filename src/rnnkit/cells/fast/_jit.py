@@ -66,6 +66,17 @@ def _sigmoid_overload(x):
     return lambda x: half * tanh(half * x) + half
 
 
+@jit
+def masked_state(b0, b1, h_prev, masked, rec_mask, h_in):
+    """Rows b0..b1 of h̃_{t-1} = h_{t-1} ⊙ rec_mask, written into ``h_in`` (B, R); ``h_prev`` itself when not masked."""
+    if not masked:
+        return h_prev
+    for b in range(b0, b1):
+        for j in range(h_prev.shape[1]):
+            h_in[b, j] = h_prev[b, j] * rec_mask[b, j]
+    return h_in
+
+
 def lengths_or_full(lengths: np.ndarray | None, batch: int, time: int) -> np.ndarray:
     """Checked lengths (B,) as int64, T everywhere when None: kernels test ``t < lengths[b]``."""
     return np.full(batch, time, np.int64) if lengths is None else check_lengths(lengths, batch, time)

@@ -39,7 +39,7 @@ from ..gru import (
 )
 from . import _blas
 from ._blas import matmul, run_split, times_rows, times_rows_wide, transposed
-from ._jit import jit, lengths_or_full, sigmoid, tanh, weights_times_rows
+from ._jit import jit, lengths_or_full, masked_state, sigmoid, tanh, weights_times_rows
 
 __all__ = ["GRUConfig", "State", "advance", "backward", "forward", "init_params", "param_shapes", "step", "zero_state"]
 
@@ -164,12 +164,7 @@ def _forward_rows(b0, b1, by_hand_macs, weights_first_min, reset_after, x, W_ihT
         a = gates[t]
         if W_ihT.shape[0] > 0:
             times_rows(b0, b1, x[t], W_ihT, a, 0.0, _blas.ALWAYS_BY_HAND)  # D rank-1 updates beat a BLAS call
-        h_m = hs[t]
-        if masked:
-            for b in range(b0, b1):
-                for j in range(H):
-                    h_in[b, j] = h_m[b, j] * rec_mask[b, j]  # h̃_{t-1} = h_{t-1} ⊙ rec_mask
-            h_m = h_in
+        h_m = masked_state(b0, b1, hs[t], masked, rec_mask, h_in)  # h̃_{t-1}
         times_rows_wide(b0, b1, h_m, W_hxT, W_hx, rec, scratch, by_hand_macs, weights_first_min)
         _rz(b0, b1, a, rec, bias)
         if not reset_after:

@@ -37,7 +37,7 @@ from ..lstm import (
 )
 from . import _blas
 from ._blas import matmul, run_split, times_rows, transposed
-from ._jit import jit, lengths_or_full, sigmoid, tanh, weights_times_rows
+from ._jit import jit, lengths_or_full, masked_state, sigmoid, tanh, weights_times_rows
 
 __all__ = ["LSTMConfig", "State", "advance", "backward", "forward", "init_params", "param_shapes", "step", "zero_state"]
 
@@ -160,16 +160,10 @@ def _forward_rows(b0, b1, by_hand_macs, x, W_ihT, bias, W_hhT, W_hrT, rec_mask, 
     (``W_hrT`` of shape (H, 0)); ``c_raw``, ``h_raw`` have one step only when no clip needs them kept.
     """
     T = gates.shape[0]
-    R = hs.shape[2]
     for t in range(T):
         if W_ihT.shape[0] > 0:
             times_rows(b0, b1, x[t], W_ihT, gates[t], 0.0, _blas.ALWAYS_BY_HAND)
-        h_prev = hs[t]
-        if masked:
-            for b in range(b0, b1):
-                for j in range(R):
-                    h_in[b, j] = h_prev[b, j] * rec_mask[b, j]  # h̃_{t-1} = h_{t-1} ⊙ rec_mask
-            h_prev = h_in
+        h_prev = masked_state(b0, b1, hs[t], masked, rec_mask, h_in)  # h̃_{t-1}
         times_rows(b0, b1, h_prev, W_hhT, rec, 0.0, by_hand_macs)
         h_raw_t, c_raw_t, m_t = h_raw[min(t, len(h_raw) - 1)], c_raw[min(t, len(c_raw) - 1)], m[min(t, len(m) - 1)]
         _cell_forward(b0, b1, t, lengths, gates[t], rec, bias, cs[t], w_ci, w_cf, w_co, cell_clip, c_raw_t, cs[t + 1],

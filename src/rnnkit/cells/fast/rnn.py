@@ -32,7 +32,7 @@ from .._common import check_h_step, check_sequence, check_state_array
 from ..rnn import RNNConfig, State, init_params, param_shapes, zero_state
 from . import _blas
 from ._blas import matmul, run_split, times_rows, transposed
-from ._jit import jit, lengths_or_full, sigmoid, tanh, weights_times_rows
+from ._jit import jit, lengths_or_full, masked_state, sigmoid, tanh, weights_times_rows
 
 __all__ = ["RNNConfig", "State", "advance", "backward", "forward", "init_params", "param_shapes", "step", "zero_state"]
 
@@ -112,14 +112,8 @@ def _forward_rows(b0, b1, by_hand_macs, code, x, W_ihT, bias, W_hhT, rec_mask, m
     starts empty and x_t W_ih^T is done here step by step; it leaves holding y.
     """
     T = a.shape[0]
-    H = hs.shape[2]
     for t in range(T):
-        h_prev = hs[t]
-        if masked:
-            for b in range(b0, b1):
-                for j in range(H):
-                    h_in[b, j] = h_prev[b, j] * rec_mask[b, j]  # h̃_{t-1} = h_{t-1} ⊙ rec_mask
-            h_prev = h_in
+        h_prev = masked_state(b0, b1, hs[t], masked, rec_mask, h_in)  # h̃_{t-1}
         if W_ihT.shape[0] > 0:  # few input features: by hand (OpenBLAS is slow at inner dimension 1)
             times_rows(b0, b1, x[t], W_ihT, a[t], 0.0, _blas.ALWAYS_BY_HAND)
         times_rows(b0, b1, h_prev, W_hhT, a[t], 1.0, by_hand_macs)
