@@ -19,6 +19,7 @@ delete ``cells/fast/__pycache__/*.nbi`` and ``*.nbc`` (an installed release is c
 from __future__ import annotations
 
 import ctypes
+import itertools
 import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -70,7 +71,7 @@ def _cblas(real: types.Float) -> types.ExternalFunction:
 _SGEMM, _DGEMM = _cblas(types.float32), _cblas(types.float64)
 
 
-def gemm(A, trans_a, B, trans_b, C, beta):  # noqa: ARG001 (compiled only: see the overload)
+def gemm(A, trans_a, B, trans_b, C, beta):  # compiled only: see the overload
     """C (M, N) = op(A) op(B) + beta C, op(X) = X.T if trans else X; rows of A, B, C contiguous."""
     raise NotImplementedError("gemm runs inside compiled functions only")
 
@@ -184,7 +185,7 @@ def split_rows(n: int, min_rows: int | None = None, macs: float = float("inf")) 
     """
     k = 1 if macs < SPLIT_MIN_MACS else max(1, min(blas_threads(), n // (min_rows or MIN_ROWS_PER_THREAD)))
     edges = [n * i // k for i in range(k + 1)]
-    return list(zip(edges[:-1], edges[1:]))
+    return list(itertools.pairwise(edges))
 
 
 _POOL: ThreadPoolExecutor | None = None
