@@ -36,6 +36,30 @@ def check_h_step(p: dict[str, np.ndarray], cfg, x_t: np.ndarray, h_prev: np.ndar
     return x_t, check_state_array(h_prev, x_t.shape[0], cfg.hidden_size, dtype, "state")
 
 
+def check_h_forward(p: dict[str, np.ndarray], cfg, x: np.ndarray, state0: np.ndarray | None,
+                    rec_mask: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """The checks of a one-state cell's ``forward`` (RNN, GRU): ``x (T, B, D)``, ``h_0 (B, H)`` (zeros when
+    None) and ``rec_mask (B, H)`` or None, finite, in p's dtype."""
+    dtype = p["W_ih"].dtype
+    x = check_sequence(x, cfg.input_size, dtype)
+    B, H = x.shape[1], cfg.hidden_size
+    h0 = np.zeros((B, H), dtype) if state0 is None else check_state_array(state0, B, H, dtype, "state0")
+    if rec_mask is not None:
+        rec_mask = check_state_array(rec_mask, B, H, dtype, "rec_mask")
+    return x, h0, rec_mask
+
+
+def check_h_backward(dy: np.ndarray | None, dstate: np.ndarray | None, shape: tuple[int, int, int],
+                     dtype: np.dtype) -> tuple[np.ndarray | None, np.ndarray]:
+    """The checks of a one-state cell's ``backward``: ``dy`` of ``shape (T, B, H)`` or None, and dh_T: a copy
+    of ``dstate (B, H)`` (the time loop updates it in place) or zeros."""
+    _, B, H = shape
+    if dy is not None:
+        dy = check_float_array(dy, "dy", shape=shape, dtype=dtype)
+    dh = np.zeros((B, H), dtype) if dstate is None else check_state_array(dstate, B, H, dtype, "dstate").copy()
+    return dy, dh
+
+
 def step_mask(lengths: np.ndarray | None, time: int, batch: int, dtype: np.dtype) -> np.ndarray | None:
     """m[t, b, 0] = 1 where step t is valid for sequence b (t < lengths[b]), else 0; None if all valid."""
     if lengths is None:

@@ -23,10 +23,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .._validation import check_dtype, check_float_array, check_positive_int
+from .._validation import check_dtype, check_positive_int
 from ..errors import ConfigError
 from ..ops import sigmoid
-from ._common import check_h_step, check_sequence, check_state_array, input_projection, step_mask, uniform_params
+from ._common import (
+    check_h_backward,
+    check_h_forward,
+    check_h_step,
+    input_projection,
+    step_mask,
+    uniform_params,
+)
 
 State = np.ndarray  # h (B, H)
 
@@ -110,13 +117,9 @@ def forward(
     z-blend uses the unmasked h_{t-1}. ``y`` is zero on padded steps and ``h_T`` is each
     sequence's state at its last valid step.
     """
-    dtype = p["W_ih"].dtype
-    x = check_sequence(x, cfg.input_size, dtype)
+    x, h0, rec_mask = check_h_forward(p, cfg, x, state0, rec_mask)
     T, B, _ = x.shape
-    H = cfg.hidden_size
-    h0 = zero_state(cfg, B, dtype) if state0 is None else check_state_array(state0, B, H, dtype, "state0")
-    if rec_mask is not None:
-        rec_mask = check_state_array(rec_mask, B, H, dtype, "rec_mask")
+    H, dtype = cfg.hidden_size, x.dtype
     m = step_mask(lengths, T, B, dtype)  # (T, B, 1) or None
     valid = None if m is None else m.astype(bool)
     W_hhT = p["W_hh"].reshape(3, H, H).transpose(0, 2, 1)  # (3, H, H): W_hr^T, W_hz^T, W_hn^T
@@ -185,9 +188,7 @@ def backward(
     T, B, D = x.shape
     H = cfg.hidden_size
     dtype = hs.dtype
-    if dy is not None:
-        dy = check_float_array(dy, "dy", shape=(T, B, H), dtype=dtype)
-    dh = np.zeros((B, H), dtype) if dstate is None else check_state_array(dstate, B, H, dtype, "dstate").copy()
+    dy, dh = check_h_backward(dy, dstate, (T, B, H), dtype)
     W_hh3 = p["W_hh"].reshape(3, H, H)  # W_hr, W_hz, W_hn
     h_m = hs[:-1] if rec_mask is None else hs[:-1] * rec_mask  # h̃ for every step, (T, B, H)
 

@@ -15,9 +15,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .._validation import check_choice, check_dtype, check_float_array, check_positive_int
+from .._validation import check_choice, check_dtype, check_positive_int
 from ..ops import ACTIVATIONS
-from ._common import check_h_step, check_sequence, check_state_array, input_projection, step_mask, uniform_params
+from ._common import (
+    check_h_backward,
+    check_h_forward,
+    check_h_step,
+    input_projection,
+    step_mask,
+    uniform_params,
+)
 
 State = np.ndarray  # h (B, H)
 
@@ -78,13 +85,9 @@ def forward(
     recurrent product: a_t = ... + (h_{t-1} ⊙ rec_mask) W_hh^T. ``y`` is zero on padded steps and
     ``h_T`` is each sequence's state at its last valid step.
     """
-    dtype = p["W_ih"].dtype
-    x = check_sequence(x, cfg.input_size, dtype)
+    x, h0, rec_mask = check_h_forward(p, cfg, x, state0, rec_mask)
     T, B, _ = x.shape
-    H = cfg.hidden_size
-    h0 = zero_state(cfg, B, dtype) if state0 is None else check_state_array(state0, B, H, dtype, "state0")
-    if rec_mask is not None:
-        rec_mask = check_state_array(rec_mask, B, H, dtype, "rec_mask")
+    H, dtype = cfg.hidden_size, x.dtype
     m = step_mask(lengths, T, B, dtype)  # (T, B, 1) or None
     valid = None if m is None else m.astype(bool)
     f, _ = ACTIVATIONS[cfg.activation]
@@ -129,9 +132,7 @@ def backward(
     T, B, D = x.shape
     H = cfg.hidden_size
     dtype = hs.dtype
-    if dy is not None:
-        dy = check_float_array(dy, "dy", shape=(T, B, H), dtype=dtype)
-    dh = np.zeros((B, H), dtype) if dstate is None else check_state_array(dstate, B, H, dtype, "dstate").copy()
+    dy, dh = check_h_backward(dy, dstate, (T, B, H), dtype)
     _, f_grad = ACTIVATIONS[cfg.activation]
     # f'(a_t) from the stored h_t: exact on valid steps; padded steps get g_t = 0 anyway.
     da = f_grad(hs[1:])  # (T, B, H), becomes da_t in place

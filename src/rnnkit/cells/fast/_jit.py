@@ -77,6 +77,11 @@ def masked_state(b0, b1, h_prev, masked, rec_mask, h_in):
     return h_in
 
 
+def dy_steps(dy: np.ndarray | None, batch: int, size: int, dtype: np.dtype) -> np.ndarray:
+    """``dy (T, B, R)`` contiguous for the compiled loops, or one zero step when None (they read dy[min(t, len(dy) - 1)])."""
+    return np.zeros((1, batch, size), dtype) if dy is None else np.ascontiguousarray(dy)
+
+
 def lengths_or_full(lengths: np.ndarray | None, batch: int, time: int) -> np.ndarray:
     """Checked lengths (B,) as int64, T everywhere when None: kernels test ``t < lengths[b]``."""
     return np.full(batch, time, np.int64) if lengths is None else check_lengths(lengths, batch, time)

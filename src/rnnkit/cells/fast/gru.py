@@ -27,8 +27,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..._validation import check_float_array
-from .._common import check_h_step, check_sequence, check_state_array
+from .._common import check_h_backward, check_h_forward, check_h_step
 from ..gru import (
     GRUConfig,
     State,
@@ -39,7 +38,7 @@ from ..gru import (
 )
 from . import _blas
 from ._blas import matmul, run_split, times_rows, times_rows_wide, transposed
-from ._jit import jit, lengths_or_full, masked_state, sigmoid, tanh, weights_times_rows
+from ._jit import dy_steps, jit, lengths_or_full, masked_state, sigmoid, tanh, weights_times_rows
 
 __all__ = ["GRUConfig", "State", "advance", "backward", "forward", "init_params", "param_shapes", "step", "zero_state"]
 
@@ -256,13 +255,8 @@ def forward(
     rec_mask: np.ndarray | None = None,
 ) -> tuple[np.ndarray, State, dict]:
     """Run the cell over ``x (T, B, D)``; return ``(y (T, B, H), h_T (B, H), cache)`` (see the reference)."""
-    dtype = p["W_ih"].dtype
-    x = check_sequence(x, cfg.input_size, dtype)
+    x, h0, rec_mask = check_h_forward(p, cfg, x, state0, rec_mask)
     T, B, _ = x.shape
-    H = cfg.hidden_size
-    h0 = zero_state(cfg, B, dtype) if state0 is None else check_state_array(state0, B, H, dtype, "state0")
-    if rec_mask is not None:
-        rec_mask = check_state_array(rec_mask, B, H, dtype, "rec_mask")
     return _run(p, cfg, np.ascontiguousarray(x), h0, lengths_or_full(lengths, B, T), rec_mask)
 
 
@@ -304,9 +298,8 @@ def backward(
     x, gates, hs, hn, lengths, mask = (cache[k] for k in ("x", "gates", "hs", "hn", "lengths", "mask"))
     T, B, _ = x.shape
     H, dtype = cfg.hidden_size, hs.dtype
-    dy = np.zeros((1, B, H), dtype) if dy is None else \
-        np.ascontiguousarray(check_float_array(dy, "dy", shape=(T, B, H), dtype=dtype))
-    dh = np.zeros((B, H), dtype) if dstate is None else check_state_array(dstate, B, H, dtype, "dstate").copy()
+    dy, dh = check_h_backward(dy, dstate, (T, B, H), dtype)
+    dy = dy_steps(dy, B, H, dtype)
     dA = np.empty((T, B, 3 * H), dtype)  # gradients of the recurrent product's blocks r, z, n
     da_n = np.empty((T if cfg.reset_after else 1, B, H), dtype)  # of a_n; dA's n block itself with reset_before
     run_split(_backward_rows, B, _blas.BY_HAND_MACS, _blas.WEIGHTS_FIRST_MIN, cfg.reset_after, lengths, gates, hs, hn, mask,

@@ -37,7 +37,7 @@ from ..lstm import (
 )
 from . import _blas
 from ._blas import matmul, run_split, times_rows, transposed
-from ._jit import jit, lengths_or_full, masked_state, sigmoid, tanh, weights_times_rows
+from ._jit import dy_steps, jit, lengths_or_full, masked_state, sigmoid, tanh, weights_times_rows
 
 __all__ = ["LSTMConfig", "State", "advance", "backward", "forward", "init_params", "param_shapes", "step", "zero_state"]
 
@@ -311,8 +311,7 @@ def backward(
     x, gates, hs, cs, lengths, mask = (cache[k] for k in ("x", "gates", "hs", "cs", "lengths", "mask"))
     T, B, D = x.shape
     H, P, R, dtype = cfg.hidden_size, cfg.proj_size, cfg.output_size, x.dtype
-    dy = np.zeros((1, B, R), dtype) if dy is None else \
-        np.ascontiguousarray(check_float_array(dy, "dy", shape=(T, B, R), dtype=dtype))
+    dy = dy_steps(None if dy is None else check_float_array(dy, "dy", shape=(T, B, R), dtype=dtype), B, R, dtype)
     dh, dc = (s.copy() for s in _check_state(dstate, B, cfg, dtype, "dstate"))  # (B, R), (B, H): updated in place
     da = np.empty((T, B, 4 * H), dtype)  # dL/da_t for the pre-activations [i, f, g, o]
     dh_raw = np.empty((T if P else 1, B, R), dtype)  # dL/dh_raw_t, kept for every step for dW_hr

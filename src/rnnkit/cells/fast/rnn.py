@@ -27,12 +27,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..._validation import check_float_array
-from .._common import check_h_step, check_sequence, check_state_array
+from .._common import check_h_backward, check_h_forward, check_h_step
 from ..rnn import RNNConfig, State, init_params, param_shapes, zero_state
 from . import _blas
 from ._blas import matmul, run_split, times_rows, transposed
-from ._jit import jit, lengths_or_full, masked_state, sigmoid, tanh, weights_times_rows
+from ._jit import dy_steps, jit, lengths_or_full, masked_state, sigmoid, tanh, weights_times_rows
 
 __all__ = ["RNNConfig", "State", "advance", "backward", "forward", "init_params", "param_shapes", "step", "zero_state"]
 
@@ -171,13 +170,9 @@ def forward(
     rec_mask: np.ndarray | None = None,
 ) -> tuple[np.ndarray, State, dict]:
     """Run the cell over ``x (T, B, D)``; return ``(y (T, B, H), h_T (B, H), cache)`` (see the reference)."""
-    dtype = p["W_ih"].dtype
-    x = check_sequence(x, cfg.input_size, dtype)
+    x, h0, rec_mask = check_h_forward(p, cfg, x, state0, rec_mask)
     T, B, D = x.shape
-    H = cfg.hidden_size
-    h0 = zero_state(cfg, B, dtype) if state0 is None else check_state_array(state0, B, H, dtype, "state0")
-    if rec_mask is not None:
-        rec_mask = check_state_array(rec_mask, B, H, dtype, "rec_mask")
+    H, dtype = cfg.hidden_size, x.dtype
     lengths = lengths_or_full(lengths, B, T)
     x = np.ascontiguousarray(x)
 
@@ -207,9 +202,8 @@ def backward(
     T, B, D = x.shape
     H = cfg.hidden_size
     dtype = hs.dtype
-    dy = np.zeros((1, B, H), dtype) if dy is None else \
-        np.ascontiguousarray(check_float_array(dy, "dy", shape=(T, B, H), dtype=dtype))
-    dh = np.zeros((B, H), dtype) if dstate is None else check_state_array(dstate, B, H, dtype, "dstate").copy()
+    dy, dh = check_h_backward(dy, dstate, (T, B, H), dtype)
+    dy = dy_steps(dy, B, H, dtype)
     mask = np.ones((B, H), dtype) if rec_mask is None else np.ascontiguousarray(rec_mask)
     da = np.empty((T, B, H), dtype)  # dL/da_t
     W_hh = np.ascontiguousarray(p["W_hh"])  # (H, H): rec = da_t W_hh
