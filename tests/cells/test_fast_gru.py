@@ -12,7 +12,7 @@ import pytest
 
 pytest.importorskip("numba")
 
-from rnnkit.cells import fast, gru
+from rnnkit.cells import gru
 from rnnkit.cells.fast import _blas
 from tests.cells.test_fast_engine import DTYPES, B, _assert_parity
 
