@@ -30,7 +30,7 @@ TOL = {np.float64: 1e-12, np.float32: 2e-6}
 T, B = 5, 4
 
 
-def _random_case(mod, cfg, rng, dtype, *, masked: bool, dy: bool = True, dstate: bool = True) -> tuple:
+def _random_case(mod, cfg, rng, dtype, *, masked: bool, dy: bool = True, dstate: bool = True, B: int = B) -> tuple:
     """(p, forward args, backward kwargs): random parameters, x, state0, lengths, rec_mask, dy, dstate."""
     p = {k: rng.uniform(-0.8, 0.8, s).astype(dtype) for k, s in mod.param_shapes(cfg).items()}
     x = rng.standard_normal((T, B, cfg.input_size)).astype(dtype)
@@ -41,7 +41,7 @@ def _random_case(mod, cfg, rng, dtype, *, masked: bool, dy: bool = True, dstate:
             else (scale * rng.standard_normal(h.shape)).astype(dtype)
 
     R = mod.param_shapes(cfg)["W_hh"][1]
-    lengths = np.array([T, 1, 3, T - 1][:B]) if masked else None
+    lengths = np.resize([T, 1, 3, T - 1], B) if masked else None
     rec_mask = (rng.uniform(0.0, 2.0, (B, R)) * (rng.random((B, R)) > 0.3)).astype(dtype) if masked else None
     args = (x, state(), lengths, rec_mask)
     dy_ = rng.standard_normal((T, B, R)).astype(dtype) if dy else None
@@ -79,10 +79,9 @@ def _assert_parity(mod, cfg, dtype, rng, **case) -> dict:
 DTYPES = [np.float64, np.float32]
 
 
-@pytest.fixture(params=["products by hand", "BLAS products", "BLAS products, rows split over 2 threads"])
+@pytest.fixture(params=["one row block", "rows split over 2 threads"])
 def loop_path(request, monkeypatch):
-    """Run the compiled time loops' per-step products by hand (small problems) or by BLAS, on one or two row blocks."""
-    monkeypatch.setattr(_blas, "BY_HAND_MACS", 1 << 40 if request.param == "products by hand" else -1)
+    """Run the compiled time loops on all rows at once, or on two row blocks in parallel threads."""
     if "split" in request.param:
         monkeypatch.setattr(_blas, "blas_threads", lambda: 2)
         monkeypatch.setattr(_blas, "MIN_ROWS_PER_THREAD", 1)
@@ -135,6 +134,15 @@ def test_parity_input_sizes(mod, cfg, input_size, dtype, loop_path):
     and 17 (above the LSTM's STEPWISE_PROJECTION_MAX_D: x_t W_ih^T as one GEMM before the loop)."""
     config = {rnn: rnn.RNNConfig, gru: gru.GRUConfig, lstm: lstm.LSTMConfig}[mod]
     _assert_parity(mod, config(input_size, 5, **cfg), dtype, np.random.default_rng(3), masked=True)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("mod, cfg", [(rnn, rnn.RNNConfig(3, 37)), (gru, gru.GRUConfig(3, 37, reset_after=False)),
+                                      (gru, gru.GRUConfig(3, 37)), (lstm, lstm.LSTMConfig(3, 37, **LSTM_OPTIONS["everything"]))])
+def test_parity_on_every_tile(mod, cfg, dtype, loop_path):
+    """15 rows (tiles of 8, 4, 2 and 1 rows; 7 and 8 per block when split) and 37 units (every packed product
+    has full panels and a narrow last one) exercise every path of the packed kernel inside the loops."""
+    _assert_parity(mod, cfg, dtype, np.random.default_rng(6), masked=True, B=15)
 
 
 @pytest.mark.parametrize("dy, dstate", [(True, False), (False, True), (False, False)])

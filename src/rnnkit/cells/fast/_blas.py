@@ -98,25 +98,17 @@ def _leading(X):
     return X.strides[0] // X.itemsize if X.shape[0] > 1 else max(X.shape[1], 1)
 
 
-BY_HAND_MACS = 512  # multiply-adds of a row block's per-step product up to which times_rows works by hand: a BLAS
-# call costs about 0.15 µs, the by-hand loop wins only on the tiniest products (measured: 16x16x16 by hand 0.8 µs,
-# BLAS 0.16 µs; 1x16x16 by hand 0.07 µs, BLAS 0.09 µs)
-
-
 @numba.njit(cache=True, nogil=True, error_model="numpy")
-def times_rows(b0, b1, A, W, out, beta, by_hand_macs):
-    """Rows b0..b1: out = A W + beta out, A (B, K), W (K, N), out (B, N): by hand up to by_hand_macs, else BLAS.
+def rank1_rows(b0, b1, A, W, out):
+    """Rows b0..b1: out (B, N) = A (B, K) W (K, N) by hand, as K rank-1 updates along W's contiguous rows.
 
-    By hand: rank-1 updates along the contiguous rows of W, vectorised over N. ``beta`` is 0 or 1.
+    For a tiny inner dimension (x_t W_ih^T with one or a few input features), where OpenBLAS is slow
+    and a packed product has nothing to gain.
     """
     K, N = W.shape
-    if (b1 - b0) * K * N > by_hand_macs:
-        gemm(A[b0:b1], False, W, False, out[b0:b1], beta)
-        return
     for b in range(b0, b1):
-        if beta == 0:
-            for n in range(N):
-                out[b, n] = 0
+        for n in range(N):
+            out[b, n] = 0
         for k in range(K):
             v = A[b, k]
             for n in range(N):
@@ -128,7 +120,7 @@ def transposed(W):
     """W^T (K, N) of W (N, K), C-contiguous, copied in 16×16 tiles.
 
     NumPy's strided copy ``np.ascontiguousarray(W.T)`` is about 9x slower at 1024×1024 (cache-set
-    conflicts of the power-of-two row stride): 7 ms, 4 % of a forward pass there.
+    conflicts of the power-of-two row stride).
     """
     N, K = W.shape
     out = np.empty((K, N), W.dtype)
@@ -139,32 +131,6 @@ def transposed(W):
                     out[k, n] = W[n, k]
     return out
 
-
-WEIGHTS_FIRST_MIN = 1 << 19  # weight matrices from this many elements (2 MB in float32, the L2 cache) on:
-# times_rows_wide multiplies weights first
-
-
-@numba.njit(cache=True, nogil=True, error_model="numpy")
-def times_rows_wide(b0, b1, A, W, WT, out, scratch, by_hand_macs, weights_first_min):
-    """Rows b0..b1: out (B, N) = A (B, K) W (K, N), ``WT`` = W^T contiguous, ``scratch`` (>= N, B).
-
-    With large weights (K·N >= weights_first_min) as out^T = W^T A^T into scratch, then copied back
-    transposed: OpenBLAS then runs 10-35 % faster (measured at H = 512 and 1024, batch rows 16-64;
-    no gain at H <= 256). Otherwise ``times_rows``.
-    """
-    K, N = W.shape
-    if K * N < weights_first_min:
-        times_rows(b0, b1, A, W, out, 0.0, by_hand_macs)
-        return
-    gemm(WT, False, A[b0:b1], True, scratch[:N, b0:b1], 0.0)
-    for n0 in range(0, N, 64):  # in tiles of 64 columns, which stay in the L1 cache
-        for b in range(b0, b1):
-            for n in range(n0, min(n0 + 64, N)):
-                out[b, n] = scratch[n, b]
-
-
-ALWAYS_BY_HAND = 1 << 62  # a by_hand_macs that keeps times_rows off BLAS (products with a tiny inner dimension, where
-# OpenBLAS is slow: x_t W_ih^T with one or a few input features)
 
 MIN_ROWS_PER_THREAD = 8  # fewer rows per thread: the per-step products get too thin to gain
 GEMM_MIN_ROWS_PER_THREAD = 64  # the same for one large product split by its output rows

@@ -3,9 +3,8 @@
 Same functions, signatures, checks and results (to rounding) as the reference. Arrays are
 batch-major like the reference's inputs and outputs (pre-activations, then gates, ``a_t (B, 3H)``
 in PyTorch's order r, z, n; ``h_t (B, H)``), so no large array is transposed. The whole time loop
-is one compiled function, which calls NumPy's own OpenBLAS for the per-step products (``_blas.gemm``;
-with weights past the L2 cache as out^T = W^T A^T into a small scratch, see ``_blas.times_rows_wide``) or, for
-small ones, multiplies by hand; h̃ = h_{t-1} ⊙ rec_mask::
+is one compiled function; its per-step products multiply by weights packed once per call
+(``_kernel.pack``, ``_kernel.times_packed``); h̃ = h_{t-1} ⊙ rec_mask::
 
     forward, reset_after:  rec = h̃ W_h{r,z,n}^T -> _rz: r, z -> _candidate: hn = rec_n + b_hn, n, h', y_t
     forward, reset_before: rec = h̃ W_h{r,z}^T -> _rz -> rec_n = (r ⊙ h̃) W_hn^T -> _candidate
@@ -36,9 +35,9 @@ from ..gru import (
     weight_gradients,
     zero_state,
 )
-from . import _blas
-from ._blas import matmul, run_split, times_rows, times_rows_wide, transposed
+from ._blas import matmul, rank1_rows, run_split, transposed
 from ._jit import dy_steps, jit, lengths_or_full, masked_state, sigmoid, tanh, weights_times_rows
+from ._kernel import pack, times_packed
 
 __all__ = ["GRUConfig", "State", "advance", "backward", "forward", "init_params", "param_shapes", "step", "zero_state"]
 
@@ -148,49 +147,48 @@ STEPWISE_PROJECTION_MAX_D = 16  # input sizes up to which x_t W_ih^T is computed
 
 
 @jit
-def _forward_rows(b0, b1, by_hand_macs, weights_first_min, reset_after, x, W_ihT, bias, b_hn, W_hx, W_hxT, W_hn, W_hnT,
-                  rec_mask, masked, lengths, gates, hs, hn, y, rec, rec_n, h_in, rh, scratch):
+def _forward_rows(b0, b1, reset_after, x, W_ihT, bias, b_hn, P_hx, P_hn, rec_mask, masked, lengths, gates, hs, hn, y,
+                  rec, rec_n, h_in, rh):
     """The forward time loop over rows b0..b1 (see the module docstring).
 
     ``W_ihT (D, 3H)`` is empty when ``gates`` already hold the input projection x_t W_ih^T, otherwise it
-    is done here step by step (few input features; ``gates`` start empty). ``W_hx`` is W_h{r,z,n}
-    (3H, H) with reset_after, W_h{r,z} (2H, H) and ``W_hn`` (H, H) with reset_before, each also
-    transposed (``*T``); ``hn`` has one step only without reset_after (unused there).
+    is done here step by step (few input features; ``gates`` start empty). ``P_hx``: W_h{r,z,n}^T
+    (H, 3H) with reset_after, W_h{r,z}^T (H, 2H) with reset_before, packed; ``P_hn``: W_hn^T packed (used
+    with reset_before); ``hn`` has one step only without reset_after (unused there).
     """
     T = gates.shape[0]
     H = hs.shape[2]
     for t in range(T):
         a = gates[t]
         if W_ihT.shape[0] > 0:
-            times_rows(b0, b1, x[t], W_ihT, a, 0.0, _blas.ALWAYS_BY_HAND)  # D rank-1 updates beat a BLAS call
+            rank1_rows(b0, b1, x[t], W_ihT, a)  # D rank-1 updates
         h_m = masked_state(b0, b1, hs[t], masked, rec_mask, h_in)  # h̃_{t-1}
-        times_rows_wide(b0, b1, h_m, W_hxT, W_hx, rec, scratch, by_hand_macs, weights_first_min)
+        times_packed(b0, b1, h_m, P_hx, rec, 0.0)
         _rz(b0, b1, a, rec, bias)
         if not reset_after:
             for b in range(b0, b1):
                 for j in range(H):
                     rh[b, j] = a[b, j] * h_m[b, j]  # r ⊙ h̃
-            times_rows_wide(b0, b1, rh, W_hnT, W_hn, rec_n, scratch, by_hand_macs, weights_first_min)
+            times_packed(b0, b1, rh, P_hn, rec_n, 0.0)
         _candidate(b0, b1, t, lengths, reset_after, a, rec if reset_after else rec_n, 2 * H if reset_after else 0,
                    bias, b_hn, hs[t], hn[min(t, len(hn) - 1)], hs[t + 1], y[t])
 
 
 @jit
-def _backward_rows(b0, b1, by_hand_macs, weights_first_min, reset_after, lengths, gates, hs, hn, rec_mask, W_hx, W_hxT,
-                   W_hn, W_hnT, dy, dh, dA, da_n, g, drh, drec, scratch):
-    """The backward time loop over rows b0..b1 (weights as in ``_forward_rows``).
+def _backward_rows(b0, b1, reset_after, lengths, gates, hs, hn, rec_mask, P_hx, P_hn, dy, dh, dA, da_n, g, drh, drec):
+    """The backward time loop over rows b0..b1 (``P_hx``, ``P_hn``: W_hx and W_hn packed, not transposed).
 
     ``dh`` enters as the gradient of h_T and leaves as that of h_0."""
     T = gates.shape[0]
-    K = W_hx.shape[0]
+    K = P_hx.shape[1]  # the columns of dA that multiply W_hx
     for t in range(T - 1, -1, -1):
         da_n_t = da_n[min(t, len(da_n) - 1)]
         _gates_backward(b0, b1, t, lengths, reset_after, dh, dy[min(t, len(dy) - 1)], gates[t], hs[t],
                         hn[min(t, len(hn) - 1)], g, dA[t], da_n_t)
         if not reset_after:
-            times_rows_wide(b0, b1, da_n_t, W_hn, W_hnT, drh, scratch, by_hand_macs, weights_first_min)  # (r ⊙ h̃) W_hn^T
+            times_packed(b0, b1, da_n_t, P_hn, drh, 0.0)  # through (r ⊙ h̃) W_hn^T
             _reset_backward(b0, b1, t, lengths, drh, hs[t], rec_mask, gates[t], dA[t])
-        times_rows_wide(b0, b1, dA[t][:, :K], W_hx, W_hxT, drec, scratch, by_hand_macs, weights_first_min)  # h̃ W_hx^T
+        times_packed(b0, b1, dA[t][:, :K], P_hx, drec, 0.0)  # through h̃ W_hx^T
         _dh_prev(b0, b1, t, lengths, reset_after, drec, drh, gates[t], rec_mask, g, dh)
 
 
@@ -226,11 +224,11 @@ def _step(reset_after, x_t, h_prev, W_ih, W_hh, b_ih, b_hh, h):
                b_hn, h_prev, rec_n, h, h)
 
 
-def _recurrent_weights(p: dict[str, np.ndarray], cfg: GRUConfig) -> tuple[np.ndarray, ...]:
-    """(W_hx, W_hx^T, W_hn, W_hn^T), contiguous; W_hx: the blocks that multiply h̃ (r, z, n; r, z if reset_before)."""
-    H, W_hh = cfg.hidden_size, np.ascontiguousarray(p["W_hh"])
-    W_hx, W_hn = W_hh[:(3 if cfg.reset_after else 2) * H], W_hh[2 * H:]  # row blocks: contiguous
-    return W_hx, transposed(W_hx), W_hn, transposed(W_hn)
+def _recurrent_panels(p: dict[str, np.ndarray], cfg: GRUConfig, trans: bool) -> tuple[np.ndarray, np.ndarray]:
+    """(W_hx, W_hn) packed, transposed for the forward (``trans``); W_hx: the blocks of W_hh that multiply h̃
+    (r, z, n; r, z if reset_before)."""
+    H, W_hh = cfg.hidden_size, p["W_hh"]
+    return pack(W_hh[:(3 if cfg.reset_after else 2) * H], trans), pack(W_hh[2 * H:], trans)
 
 
 def step(p: dict[str, np.ndarray], cfg: GRUConfig, x_t: np.ndarray, state: State) -> tuple[np.ndarray, State]:
@@ -277,10 +275,9 @@ def _run(p: dict[str, np.ndarray], cfg: GRUConfig, x: np.ndarray, h0: np.ndarray
     y = np.empty((T, B, H), dtype)
     mask = np.ones((B, H), dtype) if rec_mask is None else np.ascontiguousarray(rec_mask)
     bias, b_hn = _biases(cfg.reset_after, p["b_ih"], p["b_hh"])
-    run_split(_forward_rows, B, _blas.BY_HAND_MACS, _blas.WEIGHTS_FIRST_MIN, cfg.reset_after, x, W_ihT, bias, b_hn,
-              *_recurrent_weights(p, cfg), mask, rec_mask is not None, lengths, gates, hs, hn, y,
-              np.empty((B, G * H), dtype), *(np.empty((B, H), dtype) for _ in range(3)),
-              np.empty((3 * H, B), dtype),  # rec, rec_n, h_in, rh, scratch
+    run_split(_forward_rows, B, cfg.reset_after, x, W_ihT, bias, b_hn, *_recurrent_panels(p, cfg, True), mask,
+              rec_mask is not None, lengths, gates, hs, hn, y, np.empty((B, G * H), dtype),
+              *(np.empty((B, H), dtype) for _ in range(3)),  # rec, rec_n, h_in, rh
               macs=T * B * 3 * H * (H + len(W_ihT)))
     cache = {"x": x, "gates": gates, "hs": hs, "hn": hn, "lengths": lengths, "mask": mask,
              "masked": rec_mask is not None}
@@ -302,9 +299,9 @@ def backward(
     dy = dy_steps(dy, B, H, dtype)
     dA = np.empty((T, B, 3 * H), dtype)  # gradients of the recurrent product's blocks r, z, n
     da_n = np.empty((T if cfg.reset_after else 1, B, H), dtype)  # of a_n; dA's n block itself with reset_before
-    run_split(_backward_rows, B, _blas.BY_HAND_MACS, _blas.WEIGHTS_FIRST_MIN, cfg.reset_after, lengths, gates, hs, hn, mask,
-              *_recurrent_weights(p, cfg), dy, dh, dA, da_n,
-              *(np.empty((B, H), dtype) for _ in range(3)), np.empty((3 * H, B), dtype),  # g, drh, drec, scratch
+    run_split(_backward_rows, B, cfg.reset_after, lengths, gates, hs, hn, mask, *_recurrent_panels(p, cfg, False), dy,
+              dh, dA, da_n, *(np.empty((B, H), dtype) for _ in range(2)),  # g, drh
+              np.empty((B, H), dtype),  # drec
               macs=T * B * 3 * H * H)
     h_m = hs[:-1] * mask if cache["masked"] else hs[:-1]  # (T, B, H): h̃ for every step
     grads, dx = weight_gradients(p, cfg, x, h_m, gates[:, :, :H], dA, da_n if cfg.reset_after else dA[:, :, 2 * H:],

@@ -2,8 +2,8 @@
 
 Same functions, signatures, checks and results (to rounding) as the reference. Arrays are
 batch-major like the reference's inputs and outputs (``a_t (B, 4H)``, ``h_t (B, R)``, ``c_t (B, H)``),
-so nothing is transposed. The whole time loop is one compiled function, which calls NumPy's own
-OpenBLAS for the per-step products (``_blas.gemm``) or, for small ones, multiplies by hand::
+so nothing is transposed. The whole time loop is one compiled function; its per-step products
+multiply by weights packed once per call (``_kernel.pack``, ``_kernel.times_packed``)::
 
     forward:  a_t = a_x + h̃_{t-1} W_hh^T -> _cell_forward: i, f, g, o, c_t, tanh(c_t), m_t
               [h_raw = m_t W_hr^T] -> _emit: clip, length blend, y_t
@@ -12,7 +12,7 @@ OpenBLAS for the per-step products (``_blas.gemm``) or, for small ones, multipli
 
 Rows of a batch never meet inside the loop, so ``_blas.run_split`` runs one loop per block of rows,
 one block per BLAS thread, in parallel. The input projection (forward) and the weight gradients
-and ``dx`` (after the backward loop) are single large GEMMs over all T·B rows, in NumPy.
+and ``dx`` (after the backward loop) are single large GEMMs over all T·B rows (``_blas.matmul``).
 
 Each kernel loop writes one array (LLVM then vectorises it along the units). Options that are off
 become neutral values (peepholes 0, clips ±inf, rec_mask 1, lengths T), so each kernel is compiled
@@ -35,9 +35,9 @@ from ..lstm import (
     param_shapes,
     zero_state,
 )
-from . import _blas
-from ._blas import matmul, run_split, times_rows, transposed
+from ._blas import matmul, rank1_rows, run_split, transposed
 from ._jit import dy_steps, jit, lengths_or_full, masked_state, sigmoid, tanh, weights_times_rows
+from ._kernel import pack, panel_width, times_packed
 
 __all__ = ["LSTMConfig", "State", "advance", "backward", "forward", "init_params", "param_shapes", "step", "zero_state"]
 
@@ -151,50 +151,59 @@ STEPWISE_PROJECTION_MAX_D = 16  # input sizes up to which x_t W_ih^T is computed
 
 
 @jit
-def _forward_rows(b0, b1, by_hand_macs, x, W_ihT, bias, W_hhT, W_hrT, rec_mask, masked, lengths, w_ci, w_cf, w_co,
+def _forward_rows(b0, b1, x, W_ihT, bias, P_hh, P_hr, rec_mask, masked, lengths, w_ci, w_cf, w_co,
                   cell_clip, proj_clip, gates, hs, cs, c_raw, h_raw, tanh_c, m, y, rec, h_in):
     """The forward time loop over rows b0..b1 (see the module docstring).
 
     ``W_ihT (D, 4H)`` is empty when ``gates`` already hold the input projection x_t W_ih^T, otherwise it
-    is done here step by step (few input features; ``gates`` start empty); the kernel adds ``bias``. ``m`` is ``h_raw`` itself without projection
-    (``W_hrT`` of shape (H, 0)); ``c_raw``, ``h_raw`` have one step only when no clip needs them kept.
+    is done here step by step (few input features; ``gates`` start empty); the kernel adds ``bias``.
+    ``P_hh``, ``P_hr``: W_hh^T and W_hr^T packed (``P_hr`` has no panel without projection, and ``m`` is
+    ``h_raw`` itself); ``c_raw``, ``h_raw`` have one step only when no clip needs them kept.
     """
     T = gates.shape[0]
     for t in range(T):
         if W_ihT.shape[0] > 0:
-            times_rows(b0, b1, x[t], W_ihT, gates[t], 0.0, _blas.ALWAYS_BY_HAND)
+            rank1_rows(b0, b1, x[t], W_ihT, gates[t])
         h_prev = masked_state(b0, b1, hs[t], masked, rec_mask, h_in)  # h̃_{t-1}
-        times_rows(b0, b1, h_prev, W_hhT, rec, 0.0, by_hand_macs)
+        times_packed(b0, b1, h_prev, P_hh, rec, 0.0)
         h_raw_t, c_raw_t, m_t = h_raw[min(t, len(h_raw) - 1)], c_raw[min(t, len(c_raw) - 1)], m[min(t, len(m) - 1)]
         _cell_forward(b0, b1, t, lengths, gates[t], rec, bias, cs[t], w_ci, w_cf, w_co, cell_clip, c_raw_t, cs[t + 1],
                       tanh_c[0], m_t)
-        if W_hrT.shape[1] > 0:
-            times_rows(b0, b1, m_t, W_hrT, h_raw_t, 0.0, by_hand_macs)
+        if P_hr.shape[0] > 0:
+            times_packed(b0, b1, m_t, P_hr, h_raw_t, 0.0)
         _emit(b0, b1, t, lengths, h_raw_t, proj_clip, hs[t], hs[t + 1], y[t])
 
 
 @jit
-def _backward_rows(b0, b1, by_hand_macs, lengths, gates, cs, c_raw, h_raw, W_hh, W_hr, rec_mask, w_ci, w_cf, w_co,
+def _backward_rows(b0, b1, lengths, gates, cs, c_raw, h_raw, P_hh, P_hr, rec_mask, w_ci, w_cf, w_co,
                    cell_clip, proj_clip, dy, dh, dc, dh_raw, dm, rec, da):
-    """The backward time loop over rows b0..b1; ``dm`` is unused without projection (``W_hr`` of shape (0, H)).
+    """The backward time loop over rows b0..b1; ``P_hh``, ``P_hr``: W_hh and W_hr packed (``P_hr`` has no
+    panel, and ``dm`` is unused, without projection).
 
     ``dh``, ``dc`` enter as the gradient of the final state and leave as that of the initial one.
     """
     T = gates.shape[0]
-    P = W_hr.shape[0]
+    projected = P_hr.shape[0] > 0
     tanh_c = np.empty(dc.shape[1], dc.dtype)
     for t in range(T - 1, -1, -1):
         dh_raw_t = dh_raw[min(t, len(dh_raw) - 1)]
         _dh_new(b0, b1, t, lengths, rec, rec_mask, dh, dy[min(t, len(dy) - 1)], h_raw[min(t, len(h_raw) - 1)],
                 proj_clip, dh_raw_t)
-        if P > 0:
-            times_rows(b0, b1, dh_raw_t, W_hr, dm, 0.0, by_hand_macs)  # through h_raw = m W_hr^T
-        _cell_backward(b0, b1, t, lengths, dm if P > 0 else dh_raw_t, dc, gates[t], cs[t], cs[t + 1],
+        if projected:
+            times_packed(b0, b1, dh_raw_t, P_hr, dm, 0.0)  # through h_raw = m W_hr^T
+        _cell_backward(b0, b1, t, lengths, dm if projected else dh_raw_t, dc, gates[t], cs[t], cs[t + 1],
                        c_raw[min(t, len(c_raw) - 1)], w_ci, w_cf, w_co, cell_clip, tanh_c, da[t])
-        times_rows(b0, b1, da[t], W_hh, rec, 0.0, by_hand_macs)  # through a_t += h̃_{t-1} W_hh^T
+        times_packed(b0, b1, da[t], P_hh, rec, 0.0)  # through a_t += h̃_{t-1} W_hh^T
     for b in range(b0, b1):
         for j in range(dh.shape[1]):
             dh[b, j] += rec[b, j] * rec_mask[b, j]  # dh_0
+
+
+def _packed_projection(p: dict[str, np.ndarray], cfg: LSTMConfig, trans: bool) -> np.ndarray:
+    """W_hr^T (forward, ``trans``) or W_hr packed; no panel without projection."""
+    if cfg.proj_size:
+        return pack(p["W_hr"], trans)
+    return np.empty((0, 1, panel_width(p["W_hh"].dtype)), p["W_hh"].dtype)
 
 
 def _options(p: dict[str, np.ndarray], cfg: LSTMConfig) -> tuple:
@@ -288,10 +297,9 @@ def _run(p: dict[str, np.ndarray], cfg: LSTMConfig, x: np.ndarray, h0: np.ndarra
     tanh_c, y = np.empty((1, B, H), dtype), np.empty((T, B, R), dtype)  # tanh(c_t): the backward computes it again
     m = np.empty((T, B, H), dtype) if P else h_raw  # o ⊙ tanh(c), the projection's input
     mask = np.ones((B, R), dtype) if rec_mask is None else np.ascontiguousarray(rec_mask)
-    W_hrT = transposed(p["W_hr"]) if P else np.empty((H, 0), dtype)
     macs = T * B * (4 * H * (R + len(W_ihT)) + P * H)  # the products of all steps
-    run_split(_forward_rows, B, _blas.BY_HAND_MACS, x, W_ihT, b, transposed(p["W_hh"]), W_hrT, mask, rec_mask is not None,
-              lengths, *_options(p, cfg), gates, hs, cs, c_raw, h_raw, tanh_c, m, y,
+    run_split(_forward_rows, B, x, W_ihT, b, pack(p["W_hh"], True), _packed_projection(p, cfg, True), mask,
+              rec_mask is not None, lengths, *_options(p, cfg), gates, hs, cs, c_raw, h_raw, tanh_c, m, y,
               np.empty((B, 4 * H), dtype), np.empty((B, R), dtype), macs=macs)
     cache = {"x": x, "gates": gates, "hs": hs, "cs": cs, "m": m if P else None, "lengths": lengths,
              "mask": mask, "masked": rec_mask is not None,
@@ -315,10 +323,9 @@ def backward(
     dh, dc = (s.copy() for s in _check_state(dstate, B, cfg, dtype, "dstate"))  # (B, R), (B, H): updated in place
     da = np.empty((T, B, 4 * H), dtype)  # dL/da_t for the pre-activations [i, f, g, o]
     dh_raw = np.empty((T if P else 1, B, R), dtype)  # dL/dh_raw_t, kept for every step for dW_hr
-    W_hr = np.ascontiguousarray(p["W_hr"]) if P else np.empty((0, H), dtype)  # BLAS reads rows
-    run_split(_backward_rows, B, _blas.BY_HAND_MACS, lengths, gates, cs, cache["c_raw"], cache["h_raw"],
-              np.ascontiguousarray(p["W_hh"]), W_hr, mask, *_options(p, cfg), dy, dh, dc, dh_raw,
-              np.empty((B, H), dtype), np.zeros((B, R), dtype), da, macs=T * B * (4 * H * R + P * H))  # BLAS reads rows
+    run_split(_backward_rows, B, lengths, gates, cs, cache["c_raw"], cache["h_raw"], pack(p["W_hh"], False),
+              _packed_projection(p, cfg, False), mask, *_options(p, cfg), dy, dh, dc, dh_raw,
+              np.empty((B, H), dtype), np.zeros((B, R), dtype), da, macs=T * B * (4 * H * R + P * H))
     grads = {}
     if cfg.peepholes:  # padded rows have da = 0
         grads["w_ci"] = np.einsum("tbh,tbh->h", da[:, :, :H], cs[:-1])

@@ -2,8 +2,8 @@
 
 Same functions, signatures, checks and results (to rounding) as the reference. Arrays are
 batch-major like the reference's inputs and outputs (``a_t``, ``h_t``, ``y_t`` all ``(B, H)``), so
-nothing is transposed. The whole time loop is one compiled function, which calls NumPy's own
-OpenBLAS for the per-step product (``_blas.times_rows``) or, for small ones, multiplies by hand::
+nothing is transposed. The whole time loop is one compiled function; its per-step product
+multiplies by W_hh packed once per call (``_kernel.pack``, ``_kernel.times_packed``)::
 
     forward:  a_t = a_x + h̃_{t-1} W_hh^T -> _cell_forward: h_new = f(a_t + b_ih + b_hh),
               length blend: carried h_t, y_t = v_t h_new (in place of a_t)
@@ -29,9 +29,9 @@ import numpy as np
 
 from .._common import check_h_backward, check_h_forward, check_h_step
 from ..rnn import RNNConfig, State, init_params, param_shapes, zero_state
-from . import _blas
-from ._blas import matmul, run_split, times_rows, transposed
+from ._blas import matmul, rank1_rows, run_split, transposed
 from ._jit import dy_steps, jit, lengths_or_full, masked_state, sigmoid, tanh, weights_times_rows
+from ._kernel import pack, times_packed
 
 __all__ = ["RNNConfig", "State", "advance", "backward", "forward", "init_params", "param_shapes", "step", "zero_state"]
 
@@ -104,31 +104,32 @@ def _cell_backward(b0, b1, t, lengths, code, rec, rec_mask, dh, dy_t, h, da):
 
 
 @jit
-def _forward_rows(b0, b1, by_hand_macs, code, x, W_ihT, bias, W_hhT, rec_mask, masked, lengths, a, hs, h_in):
+def _forward_rows(b0, b1, code, x, W_ihT, bias, P_hh, rec_mask, masked, lengths, a, hs, h_in):
     """The forward time loop over rows b0..b1 (see the module docstring).
 
     ``a (T, B, H)`` holds the input projection x_t W_ih^T when ``W_ihT`` is empty, otherwise it
-    starts empty and x_t W_ih^T is done here step by step; it leaves holding y.
+    starts empty and x_t W_ih^T is done here step by step; it leaves holding y. ``P_hh``: W_hh^T packed.
     """
     T = a.shape[0]
     for t in range(T):
         h_prev = masked_state(b0, b1, hs[t], masked, rec_mask, h_in)  # h̃_{t-1}
         if W_ihT.shape[0] > 0:  # few input features: by hand (OpenBLAS is slow at inner dimension 1)
-            times_rows(b0, b1, x[t], W_ihT, a[t], 0.0, _blas.ALWAYS_BY_HAND)
-        times_rows(b0, b1, h_prev, W_hhT, a[t], 1.0, by_hand_macs)
+            rank1_rows(b0, b1, x[t], W_ihT, a[t])
+        times_packed(b0, b1, h_prev, P_hh, a[t], 1.0)
         _cell_forward(b0, b1, t, lengths, code, bias, a[t], hs[t], hs[t + 1])
 
 
 @jit
-def _backward_rows(b0, b1, by_hand_macs, code, lengths, hs, W_hh, rec_mask, dy, dh, rec, da):
-    """The backward time loop over rows b0..b1; ``dy`` has one zero step when only the final state has a gradient.
+def _backward_rows(b0, b1, code, lengths, hs, P_hh, rec_mask, dy, dh, rec, da):
+    """The backward time loop over rows b0..b1 (``P_hh``: W_hh packed); ``dy`` has one zero step when only the
+    final state has a gradient.
 
     ``dh`` enters as the gradient of the final state and leaves as that of the initial one.
     """
     T = da.shape[0]
     for t in range(T - 1, -1, -1):
         _cell_backward(b0, b1, t, lengths, code, rec, rec_mask, dh, dy[min(t, len(dy) - 1)], hs[t + 1], da[t])
-        times_rows(b0, b1, da[t], W_hh, rec, 0.0, by_hand_macs)  # through a_t += h̃_{t-1} W_hh^T
+        times_packed(b0, b1, da[t], P_hh, rec, 0.0)  # through a_t += h̃_{t-1} W_hh^T
     for b in range(b0, b1):
         for j in range(dh.shape[1]):
             dh[b, j] += rec[b, j] * rec_mask[b, j]  # dh_0
@@ -183,9 +184,8 @@ def forward(
     hs = np.empty((T + 1, B, H), dtype)  # carried h_0 .. h_T
     hs[0] = h0
     mask = np.ones((B, H), dtype) if rec_mask is None else np.ascontiguousarray(rec_mask)
-    run_split(_forward_rows, B, _blas.BY_HAND_MACS, _CODES[cfg.activation], x, W_ihT, p["b_ih"] + p["b_hh"],
-              transposed(p["W_hh"]), mask, rec_mask is not None, lengths, a, hs, np.empty((B, H), dtype),
-              macs=T * B * H * (H + len(W_ihT)))
+    run_split(_forward_rows, B, _CODES[cfg.activation], x, W_ihT, p["b_ih"] + p["b_hh"], pack(p["W_hh"], True), mask,
+              rec_mask is not None, lengths, a, hs, np.empty((B, H), dtype), macs=T * B * H * (H + len(W_ihT)))
     cache = {"x": x, "hs": hs, "lengths": lengths, "rec_mask": rec_mask}
     return a, hs[T].copy(), cache
 
@@ -206,8 +206,7 @@ def backward(
     dy = dy_steps(dy, B, H, dtype)
     mask = np.ones((B, H), dtype) if rec_mask is None else np.ascontiguousarray(rec_mask)
     da = np.empty((T, B, H), dtype)  # dL/da_t
-    W_hh = np.ascontiguousarray(p["W_hh"])  # (H, H): rec = da_t W_hh
-    run_split(_backward_rows, B, _blas.BY_HAND_MACS, _CODES[cfg.activation], lengths, hs, W_hh, mask, dy, dh,
+    run_split(_backward_rows, B, _CODES[cfg.activation], lengths, hs, pack(p["W_hh"], False), mask, dy, dh,
               np.zeros((B, H), dtype), da, macs=T * B * H * H)
     # Sums over all steps and rows (t, b): one GEMM each on the (T·B, ·) rows.
     da_rows = da.reshape(T * B, H)
