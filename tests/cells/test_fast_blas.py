@@ -71,14 +71,6 @@ def test_split_rows(threads, n, min_rows, expected, monkeypatch):
     assert _blas.split_rows(n, min_rows, macs=_blas.SPLIT_MIN_MACS - 1) == [(0, n)]  # too little work to split
 
 
-@pytest.mark.parametrize("shape", [(1024, 1024), (37, 5), (1, 7), (16, 1)])
-def test_transposed(shape):
-    W = np.random.default_rng(3).standard_normal(shape).astype(np.float32)
-    Wt = _blas.transposed(W)
-    assert Wt.flags.c_contiguous
-    np.testing.assert_array_equal(Wt, W.T)
-
-
 def test_run_split_restores_the_blas_threads_even_on_error(monkeypatch):
     """While the blocks run OpenBLAS is on one thread; afterwards it is back where it was, also after an error."""
     before = _blas._get_num_threads()

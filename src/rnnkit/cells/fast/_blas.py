@@ -98,40 +98,6 @@ def _leading(X):
     return X.strides[0] // X.itemsize if X.shape[0] > 1 else max(X.shape[1], 1)
 
 
-@numba.njit(cache=True, nogil=True, error_model="numpy")
-def rank1_rows(b0, b1, A, W, out):
-    """Rows b0..b1: out (B, N) = A (B, K) W (K, N) by hand, as K rank-1 updates along W's contiguous rows.
-
-    For a tiny inner dimension (x_t W_ih^T with one or a few input features), where OpenBLAS is slow
-    and a packed product has nothing to gain.
-    """
-    K, N = W.shape
-    for b in range(b0, b1):
-        for n in range(N):
-            out[b, n] = 0
-        for k in range(K):
-            v = A[b, k]
-            for n in range(N):
-                out[b, n] += v * W[k, n]
-
-
-@numba.njit(cache=True, nogil=True)
-def transposed(W):
-    """W^T (K, N) of W (N, K), C-contiguous, copied in 16×16 tiles.
-
-    NumPy's strided copy ``np.ascontiguousarray(W.T)`` is about 9x slower at 1024×1024 (cache-set
-    conflicts of the power-of-two row stride).
-    """
-    N, K = W.shape
-    out = np.empty((K, N), W.dtype)
-    for n0 in range(0, N, 16):
-        for k0 in range(0, K, 16):
-            for k in range(k0, min(k0 + 16, K)):
-                for n in range(n0, min(n0 + 16, N)):
-                    out[k, n] = W[n, k]
-    return out
-
-
 MIN_ROWS_PER_THREAD = 8  # fewer rows per thread: the per-step products get too thin to gain
 GEMM_MIN_ROWS_PER_THREAD = 64  # the same for one large product split by its output rows
 SPLIT_MIN_MACS = 1 << 20  # less work than this (multiply-adds in all): one block (handing a block to another thread

@@ -14,6 +14,9 @@ over k; each k loads one panel row (two vectors) and, for each of the MR rows, b
 ``A[r, k]`` and does two fused multiply-adds. LLVM gets this as explicit vector IR (``_tile``, a
 numba intrinsic), so the accumulators stay in registers. Tiles of 8, 4, 2 and 1 rows cover any row
 count; a last panel narrower than NR goes through a small scratch tile.
+
+numba caches the compiled loops with this kernel inlined: after editing this file, delete
+``cells/fast/__pycache__/*.nbi`` and ``*.nbc``.
 """
 
 from __future__ import annotations
@@ -109,6 +112,11 @@ def _tile_intrinsic(MR: int):
 
 
 _TILE_8, _TILE_4, _TILE_2, _TILE_1 = (_tile_intrinsic(MR) for MR in TILE_ROWS)
+
+
+def no_panels(K: int, dtype: np.dtype) -> np.ndarray:
+    """A packed matrix of inner dimension K without any panel: marks a product that a loop skips."""
+    return np.empty((0, K, panel_width(dtype)), dtype)
 
 
 @jit

@@ -35,9 +35,9 @@ from ..gru import (
     weight_gradients,
     zero_state,
 )
-from ._blas import matmul, rank1_rows, run_split, transposed
+from ._blas import matmul, run_split
 from ._jit import dy_steps, jit, lengths_or_full, masked_state, sigmoid, tanh, weights_times_rows
-from ._kernel import pack, times_packed
+from ._kernel import no_panels, pack, times_packed
 
 __all__ = ["GRUConfig", "State", "advance", "backward", "forward", "init_params", "param_shapes", "step", "zero_state"]
 
@@ -147,12 +147,12 @@ STEPWISE_PROJECTION_MAX_D = 16  # input sizes up to which x_t W_ih^T is computed
 
 
 @jit
-def _forward_rows(b0, b1, reset_after, x, W_ihT, bias, b_hn, P_hx, P_hn, rec_mask, masked, lengths, gates, hs, hn, y,
+def _forward_rows(b0, b1, reset_after, x, P_ih, bias, b_hn, P_hx, P_hn, rec_mask, masked, lengths, gates, hs, hn, y,
                   rec, rec_n, h_in, rh):
     """The forward time loop over rows b0..b1 (see the module docstring).
 
-    ``W_ihT (D, 3H)`` is empty when ``gates`` already hold the input projection x_t W_ih^T, otherwise it
-    is done here step by step (few input features; ``gates`` start empty). ``P_hx``: W_h{r,z,n}^T
+    ``P_ih``, W_ih^T packed, has no panel when ``gates`` already hold the input projection x_t W_ih^T,
+    otherwise it is done here step by step (few input features; ``gates`` start empty). ``P_hx``: W_h{r,z,n}^T
     (H, 3H) with reset_after, W_h{r,z}^T (H, 2H) with reset_before, packed; ``P_hn``: W_hn^T packed (used
     with reset_before); ``hn`` has one step only without reset_after (unused there).
     """
@@ -160,8 +160,8 @@ def _forward_rows(b0, b1, reset_after, x, W_ihT, bias, b_hn, P_hx, P_hn, rec_mas
     H = hs.shape[2]
     for t in range(T):
         a = gates[t]
-        if W_ihT.shape[0] > 0:
-            rank1_rows(b0, b1, x[t], W_ihT, a)  # D rank-1 updates
+        if P_ih.shape[0] > 0:
+            times_packed(b0, b1, x[t], P_ih, a, 0.0)
         h_m = masked_state(b0, b1, hs[t], masked, rec_mask, h_in)  # h̃_{t-1}
         times_packed(b0, b1, h_m, P_hx, rec, 0.0)
         _rz(b0, b1, a, rec, bias)
@@ -265,9 +265,9 @@ def _run(p: dict[str, np.ndarray], cfg: GRUConfig, x: np.ndarray, h0: np.ndarray
     H, dtype = cfg.hidden_size, x.dtype
     G = 3 if cfg.reset_after else 2  # the blocks of W_hh that multiply h̃ directly
     if D <= STEPWISE_PROJECTION_MAX_D:  # few input features: projected step by step inside the loop
-        W_ihT, gates = transposed(p["W_ih"]), np.empty((T, B, 3 * H), dtype)
+        P_ih, gates = pack(p["W_ih"], True), np.empty((T, B, 3 * H), dtype)
     else:  # (T, B, 3H): x_t W_ih^T from one GEMM, then r, z, n in place
-        W_ihT = np.empty((0, 3 * H), dtype)
+        P_ih = no_panels(D, dtype)
         gates = matmul(x.reshape(T * B, D), p["W_ih"], trans_b=True).reshape(T, B, 3 * H)
     hs = np.empty((T + 1, B, H), dtype)  # carried h_0 .. h_T
     hs[0] = h0
@@ -275,10 +275,10 @@ def _run(p: dict[str, np.ndarray], cfg: GRUConfig, x: np.ndarray, h0: np.ndarray
     y = np.empty((T, B, H), dtype)
     mask = np.ones((B, H), dtype) if rec_mask is None else np.ascontiguousarray(rec_mask)
     bias, b_hn = _biases(cfg.reset_after, p["b_ih"], p["b_hh"])
-    run_split(_forward_rows, B, cfg.reset_after, x, W_ihT, bias, b_hn, *_recurrent_panels(p, cfg, True), mask,
+    run_split(_forward_rows, B, cfg.reset_after, x, P_ih, bias, b_hn, *_recurrent_panels(p, cfg, True), mask,
               rec_mask is not None, lengths, gates, hs, hn, y, np.empty((B, G * H), dtype),
               *(np.empty((B, H), dtype) for _ in range(3)),  # rec, rec_n, h_in, rh
-              macs=T * B * 3 * H * (H + len(W_ihT)))
+              macs=T * B * 3 * H * (H + D * (len(P_ih) > 0)))
     cache = {"x": x, "gates": gates, "hs": hs, "hn": hn, "lengths": lengths, "mask": mask,
              "masked": rec_mask is not None}
     return y, hs[T].copy(), cache

@@ -35,9 +35,9 @@ from ..lstm import (
     param_shapes,
     zero_state,
 )
-from ._blas import matmul, rank1_rows, run_split, transposed
+from ._blas import matmul, run_split
 from ._jit import dy_steps, jit, lengths_or_full, masked_state, sigmoid, tanh, weights_times_rows
-from ._kernel import pack, panel_width, times_packed
+from ._kernel import no_panels, pack, times_packed
 
 __all__ = ["LSTMConfig", "State", "advance", "backward", "forward", "init_params", "param_shapes", "step", "zero_state"]
 
@@ -151,19 +151,19 @@ STEPWISE_PROJECTION_MAX_D = 16  # input sizes up to which x_t W_ih^T is computed
 
 
 @jit
-def _forward_rows(b0, b1, x, W_ihT, bias, P_hh, P_hr, rec_mask, masked, lengths, w_ci, w_cf, w_co,
+def _forward_rows(b0, b1, x, P_ih, bias, P_hh, P_hr, rec_mask, masked, lengths, w_ci, w_cf, w_co,
                   cell_clip, proj_clip, gates, hs, cs, c_raw, h_raw, tanh_c, m, y, rec, h_in):
     """The forward time loop over rows b0..b1 (see the module docstring).
 
-    ``W_ihT (D, 4H)`` is empty when ``gates`` already hold the input projection x_t W_ih^T, otherwise it
-    is done here step by step (few input features; ``gates`` start empty); the kernel adds ``bias``.
-    ``P_hh``, ``P_hr``: W_hh^T and W_hr^T packed (``P_hr`` has no panel without projection, and ``m`` is
+    ``P_ih``, W_ih^T packed, has no panel when ``gates`` already hold the input projection x_t W_ih^T,
+    otherwise it is done here step by step (few input features; ``gates`` start empty); the kernel adds
+    ``bias``. ``P_hh``, ``P_hr``: W_hh^T and W_hr^T packed (``P_hr`` has no panel without projection, and ``m`` is
     ``h_raw`` itself); ``c_raw``, ``h_raw`` have one step only when no clip needs them kept.
     """
     T = gates.shape[0]
     for t in range(T):
-        if W_ihT.shape[0] > 0:
-            rank1_rows(b0, b1, x[t], W_ihT, gates[t])
+        if P_ih.shape[0] > 0:
+            times_packed(b0, b1, x[t], P_ih, gates[t], 0.0)
         h_prev = masked_state(b0, b1, hs[t], masked, rec_mask, h_in)  # h̃_{t-1}
         times_packed(b0, b1, h_prev, P_hh, rec, 0.0)
         h_raw_t, c_raw_t, m_t = h_raw[min(t, len(h_raw) - 1)], c_raw[min(t, len(c_raw) - 1)], m[min(t, len(m) - 1)]
@@ -203,7 +203,7 @@ def _packed_projection(p: dict[str, np.ndarray], cfg: LSTMConfig, trans: bool) -
     """W_hr^T (forward, ``trans``) or W_hr packed; no panel without projection."""
     if cfg.proj_size:
         return pack(p["W_hr"], trans)
-    return np.empty((0, 1, panel_width(p["W_hh"].dtype)), p["W_hh"].dtype)
+    return no_panels(0, p["W_hh"].dtype)
 
 
 def _options(p: dict[str, np.ndarray], cfg: LSTMConfig) -> tuple:
@@ -286,9 +286,9 @@ def _run(p: dict[str, np.ndarray], cfg: LSTMConfig, x: np.ndarray, h0: np.ndarra
     b = p["b_ih"] + p["b_hh"]
     b[H:2 * H] += cfg.forget_bias  # TF1: a constant on the forget pre-activation
     if D <= STEPWISE_PROJECTION_MAX_D:  # few input features: projected step by step inside the loop
-        W_ihT, gates = transposed(p["W_ih"]), np.empty((T, B, 4 * H), dtype)
+        P_ih, gates = pack(p["W_ih"], True), np.empty((T, B, 4 * H), dtype)
     else:  # (T, B, 4H): x_t W_ih^T from one GEMM, then i, f, g, o in place
-        W_ihT, gates = np.empty((0, 4 * H), dtype), matmul(x.reshape(T * B, D), p["W_ih"], trans_b=True).reshape(T, B, 4 * H)
+        P_ih, gates = no_panels(D, dtype), matmul(x.reshape(T * B, D), p["W_ih"], trans_b=True).reshape(T, B, 4 * H)
     hs, cs = np.empty((T + 1, B, R), dtype), np.empty((T + 1, B, H), dtype)  # carried h_0..h_T, c_0..c_T
     hs[0], cs[0] = h0, c0
     # c_t before its clip and the step's h before its clip: kept for every step only when a clip needs them
@@ -297,8 +297,8 @@ def _run(p: dict[str, np.ndarray], cfg: LSTMConfig, x: np.ndarray, h0: np.ndarra
     tanh_c, y = np.empty((1, B, H), dtype), np.empty((T, B, R), dtype)  # tanh(c_t): the backward computes it again
     m = np.empty((T, B, H), dtype) if P else h_raw  # o ⊙ tanh(c), the projection's input
     mask = np.ones((B, R), dtype) if rec_mask is None else np.ascontiguousarray(rec_mask)
-    macs = T * B * (4 * H * (R + len(W_ihT)) + P * H)  # the products of all steps
-    run_split(_forward_rows, B, x, W_ihT, b, pack(p["W_hh"], True), _packed_projection(p, cfg, True), mask,
+    macs = T * B * (4 * H * (R + D * (len(P_ih) > 0)) + P * H)  # the products of all steps
+    run_split(_forward_rows, B, x, P_ih, b, pack(p["W_hh"], True), _packed_projection(p, cfg, True), mask,
               rec_mask is not None, lengths, *_options(p, cfg), gates, hs, cs, c_raw, h_raw, tanh_c, m, y,
               np.empty((B, 4 * H), dtype), np.empty((B, R), dtype), macs=macs)
     cache = {"x": x, "gates": gates, "hs": hs, "cs": cs, "m": m if P else None, "lengths": lengths,

@@ -29,14 +29,14 @@ import numpy as np
 
 from .._common import check_h_backward, check_h_forward, check_h_step
 from ..rnn import RNNConfig, State, init_params, param_shapes, zero_state
-from ._blas import matmul, rank1_rows, run_split, transposed
+from ._blas import matmul, run_split
 from ._jit import dy_steps, jit, lengths_or_full, masked_state, sigmoid, tanh, weights_times_rows
-from ._kernel import pack, times_packed
+from ._kernel import no_panels, pack, times_packed
 
 __all__ = ["RNNConfig", "State", "advance", "backward", "forward", "init_params", "param_shapes", "step", "zero_state"]
 
 _CODES = {"tanh": 0, "sigmoid": 1, "relu": 2, "linear": 3}
-STEPWISE_PROJECTION_MAX_D = 2  # input sizes up to which x_t W_ih^T is computed inside the time loop, by hand:
+STEPWISE_PROJECTION_MAX_D = 2  # input sizes up to which x_t W_ih^T is computed inside the time loop:
 # with more, one GEMM before the loop is faster (measured at (B, T, H) = (64, 200, 16), D = 2..8)
 
 
@@ -104,17 +104,18 @@ def _cell_backward(b0, b1, t, lengths, code, rec, rec_mask, dh, dy_t, h, da):
 
 
 @jit
-def _forward_rows(b0, b1, code, x, W_ihT, bias, P_hh, rec_mask, masked, lengths, a, hs, h_in):
+def _forward_rows(b0, b1, code, x, P_ih, bias, P_hh, rec_mask, masked, lengths, a, hs, h_in):
     """The forward time loop over rows b0..b1 (see the module docstring).
 
-    ``a (T, B, H)`` holds the input projection x_t W_ih^T when ``W_ihT`` is empty, otherwise it
-    starts empty and x_t W_ih^T is done here step by step; it leaves holding y. ``P_hh``: W_hh^T packed.
+    ``a (T, B, H)`` holds the input projection x_t W_ih^T when ``P_ih`` (W_ih^T packed) has no panel,
+    otherwise it starts empty and x_t W_ih^T is done here step by step; it leaves holding y. ``P_hh``:
+    W_hh^T packed.
     """
     T = a.shape[0]
     for t in range(T):
         h_prev = masked_state(b0, b1, hs[t], masked, rec_mask, h_in)  # h̃_{t-1}
-        if W_ihT.shape[0] > 0:  # few input features: by hand (OpenBLAS is slow at inner dimension 1)
-            rank1_rows(b0, b1, x[t], W_ihT, a[t])
+        if P_ih.shape[0] > 0:  # few input features (OpenBLAS is slow at inner dimension 1)
+            times_packed(b0, b1, x[t], P_ih, a[t], 0.0)
         times_packed(b0, b1, h_prev, P_hh, a[t], 1.0)
         _cell_forward(b0, b1, t, lengths, code, bias, a[t], hs[t], hs[t + 1])
 
@@ -178,14 +179,14 @@ def forward(
     x = np.ascontiguousarray(x)
 
     if D <= STEPWISE_PROJECTION_MAX_D:  # few input features: projected step by step inside the loop
-        W_ihT, a = transposed(p["W_ih"]), np.empty((T, B, H), dtype)
+        P_ih, a = pack(p["W_ih"], True), np.empty((T, B, H), dtype)
     else:  # (T, B, H): x_t W_ih^T from one GEMM; the loop adds the rest and leaves y in place
-        W_ihT, a = np.empty((0, H), dtype), matmul(x.reshape(T * B, D), p["W_ih"], trans_b=True).reshape(T, B, H)
+        P_ih, a = no_panels(D, dtype), matmul(x.reshape(T * B, D), p["W_ih"], trans_b=True).reshape(T, B, H)
     hs = np.empty((T + 1, B, H), dtype)  # carried h_0 .. h_T
     hs[0] = h0
     mask = np.ones((B, H), dtype) if rec_mask is None else np.ascontiguousarray(rec_mask)
-    run_split(_forward_rows, B, _CODES[cfg.activation], x, W_ihT, p["b_ih"] + p["b_hh"], pack(p["W_hh"], True), mask,
-              rec_mask is not None, lengths, a, hs, np.empty((B, H), dtype), macs=T * B * H * (H + len(W_ihT)))
+    run_split(_forward_rows, B, _CODES[cfg.activation], x, P_ih, p["b_ih"] + p["b_hh"], pack(p["W_hh"], True), mask,
+              rec_mask is not None, lengths, a, hs, np.empty((B, H), dtype), macs=T * B * H * (H + D * (len(P_ih) > 0)))
     cache = {"x": x, "hs": hs, "lengths": lengths, "rec_mask": rec_mask}
     return a, hs[T].copy(), cache
 
