@@ -1,7 +1,7 @@
 """The packed-weight product kernel (rnnkit.cells.fast._kernel) against NumPy's matmul.
 
-Shapes cover every tile height (8, 4, 2, 1 rows), full and narrow panels, row blocks beyond
-ROW_BLOCK, an empty inner dimension, strided rows of A and of the output, a row range that
+Shapes cover every tile height (8, 4, 2, 1 rows), full panels and narrow last ones (of 16 columns
+in float32: written directly; of fewer or more: through the scratch tile), row blocks beyond ROW_BLOCK, an empty inner dimension, strided rows of A and of the output, a row range that
 leaves other rows alone, beta 0 and 1, W packed as given or transposed, float32 and float64.
 """
 
@@ -23,7 +23,8 @@ def _strided(rng, rows: int, cols: int, dtype) -> np.ndarray:
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-@pytest.mark.parametrize("M, K, N", [(1, 1, 1), (15, 5, 7), (8, 16, 64), (3, 37, 148), (140, 9, 40), (6, 0, 33)])
+@pytest.mark.parametrize("M, K, N", [(1, 1, 1), (15, 5, 7), (8, 16, 64), (3, 37, 148), (140, 9, 40), (6, 0, 33),
+                                     (11, 4, 16), (9, 6, 48), (7, 3, 20)])
 @pytest.mark.parametrize("trans", [False, True])
 @pytest.mark.parametrize("beta", [0.0, 1.0])
 def test_times_packed_matches_numpy(M, K, N, trans, beta, dtype):

@@ -38,8 +38,9 @@ def panel_width(dtype: np.dtype) -> int:
     return 2 * VECTOR_BYTES // np.dtype(dtype).itemsize
 
 
-def _tile_intrinsic(MR: int):
-    """``_tile(A, a0, lda, P, p0, C, c0, ldc, K, add)``: C[r, :NR] (+)= Σ_k A[r, k] P[k, :NR] for r < MR.
+def _tile_intrinsic(MR: int, NV: int):
+    """``_tile(A, a0, lda, P, p0, C, c0, ldc, K, add)``: C[r, :n] (+)= Σ_k A[r, k] P[k, :n] for r < MR, on the
+    first n = NV vectors of the panel's NR columns (NV = 2: all of them).
 
     Flat element offsets into the arrays' data: A rows start at ``a0 + r·lda``, the panel at ``p0``
     (K × NR contiguous), C rows at ``c0 + r·ldc``; ``add``: add to C instead of overwriting it.
@@ -72,21 +73,21 @@ def _tile_intrinsic(MR: int):
 
             builder.position_at_end(loop)  # for k in range(K): acc[r][v] += A[r, k] * P[k, v·lanes : (v+1)·lanes]
             k = builder.phi(i64)
-            acc = [[builder.phi(vec) for _ in range(2)] for _ in range(MR)]
+            acc = [[builder.phi(vec) for _ in range(NV)] for _ in range(MR)]
             panel_row = builder.gep(p, [builder.mul(k, const(2 * lanes))])
             w = [builder.load(builder.bitcast(builder.gep(panel_row, [const(v * lanes)]), vec_ptr), align=4)
-                 for v in range(2)]
+                 for v in range(NV)]
             new = []
             for r in range(MR):
                 a_rk = builder.load(builder.gep(a, [builder.add(builder.mul(const(r), lda_v), k)]))
                 a_vec = builder.shuffle_vector(builder.insert_element(ir.Constant(vec, ir.Undefined), a_rk, const(0)),
                                                ir.Constant(vec, ir.Undefined), splat_mask)
-                new.append([builder.call(fma, [a_vec, w[v], acc[r][v]]) for v in range(2)])
+                new.append([builder.call(fma, [a_vec, w[v], acc[r][v]]) for v in range(NV)])
             k_next = builder.add(k, const(1))
             k.add_incoming(const(0), entry)
             k.add_incoming(k_next, loop)
             for r in range(MR):
-                for v in range(2):
+                for v in range(NV):
                     acc[r][v].add_incoming(zero, entry)
                     acc[r][v].add_incoming(new[r][v], loop)
             builder.cbranch(builder.icmp_signed("<", k_next, K_v), loop, done)
@@ -94,7 +95,7 @@ def _tile_intrinsic(MR: int):
             builder.position_at_end(done)  # C = acc, or C + acc
             totals = []
             for r in range(MR):
-                for v in range(2):
+                for v in range(NV):
                     total = builder.phi(vec)
                     total.add_incoming(zero, entry)
                     total.add_incoming(new[r][v], loop)
@@ -111,7 +112,8 @@ def _tile_intrinsic(MR: int):
     return tile
 
 
-_TILE_8, _TILE_4, _TILE_2, _TILE_1 = (_tile_intrinsic(MR) for MR in TILE_ROWS)
+_TILE_8, _TILE_4, _TILE_2, _TILE_1 = (_tile_intrinsic(MR, 2) for MR in TILE_ROWS)  # a whole panel
+_HALF_8, _HALF_4, _HALF_2, _HALF_1 = (_tile_intrinsic(MR, 1) for MR in TILE_ROWS)  # its first vector
 
 
 def no_panels(K: int, dtype: np.dtype) -> np.ndarray:
@@ -133,22 +135,35 @@ def pack(W, trans):
 
 
 @jit
-def _tiles(m0, m1, A, P, q, C, c0, ldc, add):
-    """Rows m0..m1 of C (+)= A P[q], in tiles of 8, 4, 2, 1 rows; row m0 of C starts at element c0 of its data, rows ldc apart."""
+def _tiles(m0, m1, A, P, q, half, C, c0, ldc, add):
+    """Rows m0..m1 of C (+)= A P[q] (only the panel's first vector of columns if ``half``), in tiles of 8, 4,
+    2, 1 rows; row m0 of C starts at element c0 of its data, rows ldc apart."""
     lda, K, NR = A.strides[0] // A.itemsize, P.shape[1], P.shape[2]
     p0 = q * K * NR
     m = m0
     while m + 8 <= m1:
-        _TILE_8(A, m * lda, lda, P, p0, C, c0 + (m - m0) * ldc, ldc, K, add)
+        if half:
+            _HALF_8(A, m * lda, lda, P, p0, C, c0 + (m - m0) * ldc, ldc, K, add)
+        else:
+            _TILE_8(A, m * lda, lda, P, p0, C, c0 + (m - m0) * ldc, ldc, K, add)
         m += 8
     if m + 4 <= m1:
-        _TILE_4(A, m * lda, lda, P, p0, C, c0 + (m - m0) * ldc, ldc, K, add)
+        if half:
+            _HALF_4(A, m * lda, lda, P, p0, C, c0 + (m - m0) * ldc, ldc, K, add)
+        else:
+            _TILE_4(A, m * lda, lda, P, p0, C, c0 + (m - m0) * ldc, ldc, K, add)
         m += 4
     if m + 2 <= m1:
-        _TILE_2(A, m * lda, lda, P, p0, C, c0 + (m - m0) * ldc, ldc, K, add)
+        if half:
+            _HALF_2(A, m * lda, lda, P, p0, C, c0 + (m - m0) * ldc, ldc, K, add)
+        else:
+            _TILE_2(A, m * lda, lda, P, p0, C, c0 + (m - m0) * ldc, ldc, K, add)
         m += 2
     if m < m1:
-        _TILE_1(A, m * lda, lda, P, p0, C, c0 + (m - m0) * ldc, ldc, K, add)
+        if half:
+            _HALF_1(A, m * lda, lda, P, p0, C, c0 + (m - m0) * ldc, ldc, K, add)
+        else:
+            _TILE_1(A, m * lda, lda, P, p0, C, c0 + (m - m0) * ldc, ldc, K, add)
 
 
 @jit
@@ -156,21 +171,26 @@ def times_packed(b0, b1, A, P, out, beta):
     """Rows b0..b1: out (B, N) = A (B, K) P + beta out, ``P = pack(W)`` of W (K, N); ``beta`` is 0 or 1.
 
     Rows of A and out must be contiguous (any row stride). Rows are taken ``ROW_BLOCK`` at a time
-    (they stay in the L2 cache while every panel passes over them); a last panel narrower than NR
-    is computed into a scratch tile and copied.
+    (they stay in the L2 cache while every panel passes over them). A last panel narrower than NR
+    uses only its first vector of columns when that covers it, and goes through a scratch tile
+    unless it fills that vector exactly.
     """
     N, K, NR = out.shape[1], P.shape[1], P.shape[2]
     if A.shape[1] != K or (N + NR - 1) // NR != P.shape[0]:
         raise ValueError("times_packed: A, P and out do not fit")
     full, ldc, add = N // NR, out.strides[0] // out.itemsize, beta != 0
-    scratch = np.empty((ROW_BLOCK, NR), out.dtype)
+    rest = N - full * NR  # columns of the last, narrow panel (0: none)
+    half, direct = rest <= NR // 2, rest == NR // 2
+    scratch = np.empty((0 if direct or rest == 0 else ROW_BLOCK, NR), out.dtype)
     for r0 in range(b0, b1, ROW_BLOCK):
         r1 = min(r0 + ROW_BLOCK, b1)
         for q in range(full):
-            _tiles(r0, r1, A, P, q, out, r0 * ldc + q * NR, ldc, add)
-        if full < P.shape[0]:  # the last, narrow panel
-            _tiles(r0, r1, A, P, full, scratch, 0, NR, False)
+            _tiles(r0, r1, A, P, q, False, out, r0 * ldc + q * NR, ldc, add)
+        if direct:
+            _tiles(r0, r1, A, P, full, True, out, r0 * ldc + full * NR, ldc, add)
+        elif rest > 0:
+            _tiles(r0, r1, A, P, full, half, scratch, 0, NR, False)
             for m in range(r0, r1):
-                for j in range(N - full * NR):
+                for j in range(rest):
                     v = scratch[m - r0, j]
                     out[m, full * NR + j] = out[m, full * NR + j] + v if add else v
