@@ -57,8 +57,9 @@ def _flat(result) -> list[np.ndarray]:
     return [] if result is None else [result]
 
 
-def _assert_parity(mod, cfg, dtype, rng, **case) -> dict:
-    """Run both engines on one random case; assert every output agrees; return the reference's cache."""
+def _assert_parity(mod, cfg, dtype, rng, tol: float | None = None, **case) -> dict:
+    """Run both engines on one random case; assert every output agrees to ``tol`` (default ``TOL[dtype]``) of
+    its scale; return the reference's cache."""
     p, args, bwd = _random_case(mod, cfg, rng, dtype, **case)
     outs, caches = [], []
     for engine in (mod, FAST[mod]):
@@ -72,7 +73,7 @@ def _assert_parity(mod, cfg, dtype, rng, **case) -> dict:
         assert a.dtype == b.dtype == dtype and a.shape == b.shape, name
         scale = max(1.0, float(np.abs(a).max()))
         err = float(np.abs(a - b).max())
-        assert err <= TOL[dtype] * scale, f"{name}: max |fast - reference| = {err:.3g} (scale {scale:.3g})"
+        assert err <= (tol or TOL[dtype]) * scale, f"{name}: max |fast - reference| = {err:.3g} (scale {scale:.3g})"
     return caches[0]
 
 
@@ -141,8 +142,12 @@ def test_parity_input_sizes(mod, cfg, input_size, dtype, loop_path):
                                       (gru, gru.GRUConfig(3, 37)), (lstm, lstm.LSTMConfig(3, 37, **LSTM_OPTIONS["everything"]))])
 def test_parity_on_every_tile(mod, cfg, dtype, loop_path):
     """15 rows (tiles of 8, 4, 2 and 1 rows; 7 and 8 per block when split) and 37 units (every packed product
-    has full panels and a narrow last one) exercise every path of the packed kernel inside the loops."""
-    _assert_parity(mod, cfg, dtype, np.random.default_rng(6), masked=True, B=15)
+    has full panels and a narrow last one) exercise every path of the packed kernel inside the loops.
+
+    float32 gets 5e-6 here rather than 2e-6: each recurrent sum has 37 products instead of 5, which the
+    packed kernel's chain of fused multiply-adds rounds differently from NumPy's BLAS (float32 ε is 1.2e-7)."""
+    _assert_parity(mod, cfg, dtype, np.random.default_rng(6), tol=5e-6 if dtype == np.float32 else None,
+                   masked=True, B=15)
 
 
 @pytest.mark.parametrize("dy, dstate", [(True, False), (False, True), (False, False)])

@@ -1,7 +1,10 @@
 """The pieces every fast cell shares: the numba decorator, σ and tanh on scalars, the step mask.
 
-``jit`` compiles with ``cache=True`` (the machine code is reused by the next process) and
-``error_model="numpy"`` (no division checks, which would block vectorisation).
+``jit`` compiles with ``cache=True`` (the machine code is reused by the next process),
+``error_model="numpy"`` (no division checks, which would block vectorisation) and
+``fastmath={"contract"}``: ``a * b + c`` may become one fused multiply-add (rounded once, so no less
+accurate), which makes the gate math about 1.45x faster (the polynomials of σ and tanh below are
+chains of them; measured on an LSTM step at (B, H) = (64, 256): 49 → 34 µs). Nothing is reordered.
 
 No SVML here, so ``math.tanh`` is a scalar libm call (about 50 ns per float32 element, 100x
 NumPy's SIMD ``np.tanh``). float32 uses instead the rational approximation Eigen and XLA use
@@ -22,7 +25,7 @@ from numba.extending import overload
 
 from ..._validation import check_lengths
 
-jit = functools.partial(numba.njit, cache=True, error_model="numpy", nogil=True)
+jit = functools.partial(numba.njit, cache=True, error_model="numpy", nogil=True, fastmath={"contract"})
 
 _TANH_CLAMP = np.float32(7.90531110763549805)  # tanh(±7.905) rounds to ±1 in float32
 _ALPHA = tuple(np.float32(a) for a in (  # numerator coefficients of x, x^3, ..., x^13
