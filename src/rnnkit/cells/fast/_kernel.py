@@ -100,11 +100,15 @@ def _tile_intrinsic(MR: int, NV: int):
                     total.add_incoming(zero, entry)
                     total.add_incoming(new[r][v], loop)
                     totals.append((r, v, total))
-            for r, v, total in totals:
-                where = builder.bitcast(builder.gep(c, [builder.add(builder.mul(const(r), ldc_v), const(v * lanes))]),
-                                        vec_ptr)
-                old = builder.load(where, align=4)
-                builder.store(builder.select(add_v, builder.fadd(old, total), total), where, align=4)
+            wheres = [builder.bitcast(builder.gep(c, [builder.add(builder.mul(const(r), ldc_v), const(v * lanes))]),
+                                      vec_ptr) for r, v, _ in totals]
+            with builder.if_else(add_v) as (add, overwrite):  # C is read only when added to
+                with add:
+                    for where, (_, _, total) in zip(wheres, totals):
+                        builder.store(builder.fadd(builder.load(where, align=4), total), where, align=4)
+                with overwrite:
+                    for where, (_, _, total) in zip(wheres, totals):
+                        builder.store(total, where, align=4)
             return context.get_dummy_value()
 
         return sig, codegen
