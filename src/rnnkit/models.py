@@ -22,14 +22,14 @@ from .layers.base import Layer
 from .layers.dense import Dense
 from .layers.dropout import Dropout
 from .layers.embedding import Embedding
-from .layers.pooling import LastStep, MeanPool
+from .layers.pooling import LastStep, MaxPool, MeanPool
 from .layers.recurrent import GRU, LSTM, RNN, Recurrent
 
 State = Union[np.ndarray, tuple[np.ndarray, np.ndarray]]
 Shape = tuple[Union[int, None], ...]  # None: any size (batch, time, or not known yet)
 
 LAYERS: dict[str, type[Layer]] = {
-    cls.__name__: cls for cls in (Embedding, Dense, Dropout, LastStep, MeanPool, Recurrent, RNN, GRU, LSTM)
+    cls.__name__: cls for cls in (Embedding, Dense, Dropout, LastStep, MaxPool, MeanPool, Recurrent, RNN, GRU, LSTM)
 }
 """Layer classes by name, for :meth:`Sequential.from_config` (add your own to load custom layers)."""
 

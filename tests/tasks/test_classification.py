@@ -11,10 +11,18 @@ from rnnkit.data import Vocabulary
 from rnnkit.errors import ConfigError, DataError, DTypeError, ModelFileError
 from rnnkit.io.model import save_model
 from rnnkit.layers.dense import Dense
+from rnnkit.layers.dropout import Dropout
 from rnnkit.layers.embedding import Embedding
+from rnnkit.layers.pooling import MaxPool, MeanPool
 from rnnkit.layers.recurrent import Recurrent
 from rnnkit.models import Sequential
-from rnnkit.tasks.classification import TextClassifier, evaluate_file, stratified_split
+from rnnkit.tasks.classification import (
+    PRESETS,
+    TextClassifier,
+    evaluate_file,
+    stratified_split,
+    word2vec_table,
+)
 
 POS = ["good", "great", "excellent", "wonderful", "superb", "lovely", "brilliant", "enjoyable"]
 NEG = ["bad", "awful", "terrible", "boring", "dull", "poor", "horrible", "weak"]
@@ -59,11 +67,93 @@ def test_tutorial_preset_is_the_seed_keras_model(binary):
 
 def test_overrides_replace_the_preset():
     clf = TextClassifier(preset="tutorial", cell="lstm", hidden=12, layers=2, embedding_dim=5, bidirectional=True,
-                         dropout=0.2)
+                         dropout=0.2, embedding_dropout=0.1, pooling="mean", word2vec_epochs=3)
     assert clf.architecture == {"embedding_dim": 5, "cell": "lstm", "hidden": [12, 12], "bidirectional": True,
-                                "dropout": 0.2}
+                                "dropout": 0.2, "embedding_dropout": 0.1, "pooling": "mean", "word2vec_epochs": 3}
     assert TextClassifier(layers=2).architecture["hidden"] == [16, 16]
     assert TextClassifier(hidden=[7, 3]).architecture["hidden"] == [7, 3]
+
+
+@pytest.fixture(scope="module")
+def max_pooled():
+    """A bidirectional GRU classifier with embedding dropout and max pooling over time, trained on
+    synthetic binary reviews."""
+    rng = np.random.default_rng(2)
+    train_data, test_data = make_reviews(400, [NEG, POS], NOISE, rng), make_reviews(200, [NEG, POS], NOISE, rng)
+    clf = TextClassifier(preset="bigru", pooling="max", embedding_dropout=0.1, embedding_dim=8, hidden=8, lr=1e-2,
+                         epochs=6, seed=0)
+    return clf.fit(*train_data), test_data
+
+
+def test_max_pooling_stack_learns_and_ignores_padding(max_pooled):
+    clf, (texts, labels) = max_pooled
+    emb, emb_drop, gru, pool, drop, dense = clf.model_.layers
+    assert isinstance(emb, Embedding) and isinstance(pool, MaxPool)
+    assert (type(emb_drop), emb_drop.rate, type(drop), drop.rate) == (Dropout, 0.1, Dropout, 0.3)
+    assert gru.return_sequences and gru.bidirectional and (dense.in_features, dense.out_features) == (16, 1)
+    # At inference the logit is the Dense layer on the feature-wise max of the GRU outputs over the valid steps.
+    ids, lengths = clf.encode(texts[:3])
+    y = gru.forward(emb.forward(ids), lengths=lengths)  # (3, T, 16)
+    pooled = np.stack([y[b, :n].max(axis=0) for b, n in enumerate(lengths)])
+    np.testing.assert_allclose(clf.model_.forward(ids, lengths=lengths), dense.forward(pooled), rtol=1e-5, atol=1e-6)
+    assert clf.evaluate(texts, labels)["accuracy"] >= 0.95
+    short, longer = "the film was good", " ".join(["the movie was really dull and the plot"] * 4)
+    np.testing.assert_allclose(clf.predict_proba([short, longer])[0], clf.predict_proba([short])[0],
+                               rtol=1e-6, atol=1e-7)
+
+
+def test_max_pooling_save_load_round_trip(max_pooled, tmp_path):
+    clf, (texts, _) = max_pooled
+    clf.save(tmp_path / "clf.safetensors")
+    back = TextClassifier.load(tmp_path / "clf.safetensors")
+    np.testing.assert_array_equal(back.predict_proba(texts), clf.predict_proba(texts))
+    assert back.get_params() == clf.get_params() and back.get_params()["pooling"] == "max"
+
+
+def test_mean_pooling_builds_a_mean_pool_stack():
+    clf = TextClassifier(pooling="mean", seed=0).fit(["good film", "bad film", "great", "awful"], [1, 0, 1, 0])
+    assert [type(layer) for layer in clf.model_.layers[-2:]] == [MeanPool, Dense]
+    assert [g.return_sequences for g in clf.model_.layers[1:-2]] == [True, True, True]
+
+
+def test_word2vec_table_is_gensims_vectors_at_unit_scale():
+    gensim_models = pytest.importorskip("gensim.models")
+    rng = np.random.default_rng(3)
+    tokens = [list(t) for t in make_reviews(60, [ZH_NEG, ZH_POS], ZH_NOISE, rng, sep="")[0]]
+    vocab = Vocabulary.build([t for text in tokens for t in text] + ["<never seen>"] * 2, min_freq=1)
+    table = word2vec_table(tokens, vocab, 6, 2, seed=0)
+    reference = gensim_models.Word2Vec(tokens, vector_size=6, window=5, min_count=1, sg=1, epochs=2, seed=0,
+                                       workers=1).wv
+    s = reference.vectors.std()
+    for i, token in enumerate(vocab.tokens):
+        if token in reference:
+            np.testing.assert_allclose(table[i], reference[token] / s, rtol=1e-5, atol=1e-6)
+    assert not table[Vocabulary.pad_id].any()
+    assert np.isfinite(table).all() and table.shape == (len(vocab), 6) and table.dtype == np.float32
+    np.testing.assert_array_equal(word2vec_table(tokens, vocab, 6, 2, seed=0), table)  # seeded
+
+
+def test_fit_starts_the_embedding_from_word2vec_of_the_training_texts():
+    pytest.importorskip("gensim")
+    rng = np.random.default_rng(4)
+    texts, labels = make_reviews(80, [ZH_NEG, ZH_POS], ZH_NOISE, rng, sep="")
+    clf = TextClassifier("char", word2vec_epochs=2, embedding_dim=6, lr=1e-12, epochs=1, seed=1).fit(texts, labels)
+    train_idx, _ = stratified_split(clf.label_encoder_.transform(labels), 0.1, 1)  # fit's split
+    expected = word2vec_table([list(texts[i]) for i in train_idx], clf.vocabulary_, 6, 2, seed=1)
+    np.testing.assert_allclose(clf.model_.layers[0].params["W"], expected, atol=1e-8)  # lr 1e-12: untrained
+
+
+def test_word2vec_without_gensim_is_a_config_error(monkeypatch):
+    monkeypatch.setitem(__import__("sys").modules, "gensim.models", None)  # import gensim.models fails
+    with pytest.raises(ConfigError, match=r"word2vec_epochs > 0 needs gensim; install it .*set word2vec_epochs=0"):
+        word2vec_table([["a"]], Vocabulary.build(["a"]), 4, 1, seed=0)
+
+
+def test_bigru_max_w2v_preset():
+    assert TextClassifier(preset="bigru-max-w2v").architecture == {**PRESETS["bigru-max-w2v"], "hidden": [64]}
+    assert PRESETS["bigru-max-w2v"] == {"embedding_dim": 32, "cell": "gru", "hidden": [64], "bidirectional": True,
+                                        "dropout": 0.3, "embedding_dropout": 0.3, "pooling": "max",
+                                        "word2vec_epochs": 10}
 
 
 def test_learns_binary_sentiment(binary):
@@ -205,6 +295,12 @@ def test_errors(binary, tmp_path):
         clf.evaluate(["good"], ["meh"])
     with pytest.raises(ConfigError, match="preset must be one of"):
         TextClassifier(preset="huge")
+    with pytest.raises(ConfigError, match=r"pooling must be one of \['last', 'max', 'mean'\], got 'attention'"):
+        TextClassifier(pooling="attention")
+    with pytest.raises(ConfigError, match="word2vec_epochs must be >= 0, got -1"):
+        TextClassifier(word2vec_epochs=-1)
+    with pytest.raises(ConfigError, match=r"embedding_dropout must be in \[0, 1\), got 1.0"):
+        TextClassifier(embedding_dropout=1.0)
     with pytest.raises(ConfigError, match="of length layers=3"):
         TextClassifier(hidden=[8, 4], layers=3)
     with pytest.raises(ConfigError, match="takes options"):

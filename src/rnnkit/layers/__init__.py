@@ -4,7 +4,7 @@ from .base import Layer
 from .dense import Dense
 from .dropout import Dropout
 from .embedding import Embedding
-from .pooling import LastStep, MeanPool
+from .pooling import LastStep, MaxPool, MeanPool
 from .recurrent import GRU, LSTM, RNN, Recurrent
 
-__all__ = ["GRU", "LSTM", "RNN", "Dense", "Dropout", "Embedding", "LastStep", "Layer", "MeanPool", "Recurrent"]
+__all__ = ["GRU", "LSTM", "RNN", "Dense", "Dropout", "Embedding", "LastStep", "Layer", "MaxPool", "MeanPool", "Recurrent"]

@@ -5,9 +5,12 @@ With ``L_b = lengths[b]`` (``T`` when no lengths are given) and the valid-step i
 
     LastStep:  y[b] = x[b, L_b - 1]                     dx[b, t] = [t = L_b - 1] dy[b]
     MeanPool:  y[b] = sum_t m[b, t] x[b, t] / L_b       dx[b, t] = m[b, t] dy[b] / L_b
+    MaxPool:   y[b, h] = max_{t < L_b} x[b, t, h]       dx[b, t, h] = [t = t*[b, h]] dy[b, h]
 
-Padded steps never reach the output. A recurrent layer with ``return_sequences=False`` already
-returns its last valid step; these layers serve other stacks (e.g. after a time-distributed Dense).
+where ``t*[b, h] = argmax_{t < L_b} x[b, t, h]`` (the first one on ties), so each feature's
+gradient goes to the one valid step that produced its maximum. Padded steps never reach the
+output. A recurrent layer with ``return_sequences=False`` already returns its last valid step;
+MaxPool and MeanPool read all its outputs instead (e.g. ``TextClassifier(pooling="max")``).
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ class _TimePool(Layer):
 
     def __init__(self) -> None:
         super().__init__()
-        self._cache: tuple[tuple[int, ...], np.ndarray] | None = None  # (x.shape, lengths)
+        self._cache: tuple[tuple[int, ...], np.ndarray] | None = None  # (x.shape, what backward needs)
 
     def get_config(self) -> dict[str, Any]:
         return {}
@@ -50,12 +53,13 @@ class _TimePool(Layer):
         return (input_shape[0], input_shape[2])
 
     def _saved(self, dy: Any) -> tuple[np.ndarray, tuple[int, ...], np.ndarray]:
-        """``dy (B, H)`` checked against the last forward, with that forward's x shape and lengths."""
+        """``dy (B, H)`` checked against the last forward, with that forward's x shape and saved array
+        (the lengths; MaxPool: the argmax steps)."""
         if self._cache is None:
             raise ConfigError("backward() needs the cache of a forward(); call forward() first")
-        shape, lengths = self._cache
+        shape, saved = self._cache
         dy = check_float_array(dy, "dy", shape=(shape[0], shape[2]), allow_nonfinite=True)
-        return dy, shape, lengths
+        return dy, shape, saved
 
 
 class LastStep(_TimePool):
@@ -86,3 +90,20 @@ class MeanPool(_TimePool):
         dy, shape, lengths = self._saved(dy)
         m = (np.arange(shape[1]) < lengths[:, None]).astype(dy.dtype)  # (B, T)
         return m[:, :, None] * (dy / lengths[:, None].astype(dy.dtype))[:, None, :]  # through the mean: (B, T, H)
+
+
+class MaxPool(_TimePool):
+    """Each feature's maximum over each sequence's valid steps: ``x (B, T, H)``, ``lengths (B,)`` -> ``(B, H)``."""
+
+    def forward(self, x: np.ndarray, *, lengths: np.ndarray | None = None, training: bool = False) -> np.ndarray:
+        x, lengths = _sequence_and_lengths(x, lengths)
+        padded = np.arange(x.shape[1]) >= lengths[:, None]  # (B, T): 1 - m
+        t_star = np.where(padded[:, :, None], -np.inf, x).argmax(axis=1)  # (B, H), valid steps only
+        self._cache = (x.shape, t_star)
+        return np.take_along_axis(x, t_star[:, None, :], axis=1)[:, 0]  # y[b, h] = x[b, t*[b, h], h]
+
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        dy, shape, t_star = self._saved(dy)
+        dx = np.zeros(shape, dtype=dy.dtype)  # (B, T, H)
+        np.put_along_axis(dx, t_star[:, None, :], dy[:, None, :], axis=1)  # through y[b, h] = x[b, t*, h]
+        return dx

@@ -3,11 +3,17 @@
 For a text tokenized into ids ``w_1 .. w_L`` (``L <= max_len``; longer texts keep their last
 ``max_len`` tokens) and ``K`` classes::
 
-    e_t = E[w_t]                                   # Embedding, (E,)
-    h   = Recurrent_n( ... Recurrent_1(e_1..e_L))  # the top layer's final state, (R,)
-    a   = W h + b                                  # Dense logits
-    K = 2:  P(class 1) = sigmoid(a),  a in R       # binary cross-entropy
-    K > 2:  P(class k) = softmax(a)_k,  a in R^K   # cross-entropy
+    e_t = E[w_t]                                          # Embedding, (E,); E may start from word2vec
+    y_t = Recurrent_n( ... Recurrent_1(e_1..e_L))_t       # the top layer's outputs, (M,) each
+    pooling "last": h = y_L                               # the final state
+    pooling "max":  h_j = max_t y_{t,j}                   # each feature's strongest step
+    pooling "mean": h = (y_1 + ... + y_L) / L
+    a   = W h + b                                         # Dense logits
+    K = 2:  P(class 1) = sigmoid(a),  a in R              # binary cross-entropy
+    K > 2:  P(class k) = softmax(a)_k,  a in R^K          # cross-entropy
+
+In training, ``embedding_dropout`` drops elements of ``e_t``, ``dropout`` elements of ``h`` (and
+between recurrent layers).
 
 The binary head is the seed tutorial's ``Dense(1, activation="sigmoid")`` trained with binary
 cross-entropy: the Dense layer here stays linear and the loss is
@@ -47,6 +53,7 @@ from ..io.model import save_model
 from ..layers.dense import Dense
 from ..layers.dropout import Dropout
 from ..layers.embedding import Embedding
+from ..layers.pooling import MaxPool, MeanPool
 from ..layers.recurrent import CELLS, Recurrent
 from ..models import Sequential
 from ..ops import sigmoid, softmax
@@ -56,18 +63,30 @@ from ._common import (
     load_task_model,
     reading_task_document,
 )
+from .word_vectors import embedding_matrix, skipgram_vectors
 
 TASK = "classify"
 _TASK_KEYS = ("tokenizer", "vocabulary", "label_encoder", "max_len", "config")
 
 PRESETS: dict[str, dict[str, Any]] = {
     # The seed tutorial's Keras model: Embedding(8) -> GRU(16) -> GRU(8) -> GRU(4) -> Dense(1, sigmoid).
-    "tutorial": {"embedding_dim": 8, "cell": "gru", "hidden": [16, 8, 4], "bidirectional": False, "dropout": 0.0},
+    "tutorial": {"embedding_dim": 8, "cell": "gru", "hidden": [16, 8, 4], "bidirectional": False, "dropout": 0.0,
+                 "embedding_dropout": 0.0, "pooling": "last", "word2vec_epochs": 0},
     # Wider, both reading directions, dropout before the output layer (see docs/classification.md).
-    "bigru": {"embedding_dim": 32, "cell": "gru", "hidden": [32], "bidirectional": True, "dropout": 0.3},
+    "bigru": {"embedding_dim": 32, "cell": "gru", "hidden": [32], "bidirectional": True, "dropout": 0.3,
+              "embedding_dropout": 0.0, "pooling": "last", "word2vec_epochs": 0},
+    # The Chinese reviews' best on the validation split (docs/classification.md): bigru with 64 units,
+    # embeddings started from word2vec on the training texts and dropped out, max pooling over time.
+    "bigru-max-w2v": {"embedding_dim": 32, "cell": "gru", "hidden": [64], "bidirectional": True, "dropout": 0.3,
+                      "embedding_dropout": 0.3, "pooling": "max", "word2vec_epochs": 10},
 }
-"""Architectures by name; ``cell``, ``hidden``, ``layers``, ``embedding_dim``, ``bidirectional`` and
-``dropout`` given to :class:`TextClassifier` override the preset's values."""
+"""Architectures by name; ``cell``, ``hidden``, ``layers``, ``embedding_dim``, ``bidirectional``,
+``dropout``, ``embedding_dropout``, ``pooling`` and ``word2vec_epochs`` given to
+:class:`TextClassifier` override the preset's values."""
+
+POOLINGS = {"last": None, "max": MaxPool, "mean": MeanPool}
+"""How the top recurrent layer's outputs become one vector: its final state (``"last"``) or a
+pooling layer over the valid steps of its output sequence (see :mod:`rnnkit.layers.pooling`)."""
 
 DEFAULT_TOKENIZER_OPTIONS: dict[str, dict[str, bool]] = {
     "whitespace": {"lowercase": True, "split_punctuation": True},
@@ -86,10 +105,15 @@ class TextClassifier:
         min_freq: keep tokens seen at least this often in the training texts.
         max_len: keep at most the last ``max_len`` tokens of each text.
         preset: an architecture of ``PRESETS`` (``"tutorial"``: the seed's Keras model).
-        cell, hidden, layers, embedding_dim, bidirectional, dropout: override the preset. ``hidden``
-            is one size (repeated ``layers`` times, default 1) or a list of per-layer sizes;
-            ``layers`` alone repeats the preset's first size. ``dropout`` acts between recurrent
-            layers and before the output layer.
+        cell, hidden, layers, embedding_dim, bidirectional, dropout, embedding_dropout, pooling:
+            override the preset. ``hidden`` is one size (repeated ``layers`` times, default 1) or a
+            list of per-layer sizes; ``layers`` alone repeats the preset's first size. ``dropout``
+            acts between recurrent layers and before the output layer, ``embedding_dropout`` on
+            the embedded tokens ``e_t`` (each element independently). ``pooling`` (one of
+            ``POOLINGS``) turns the top layer's outputs into the output layer's input.
+        word2vec_epochs: 0: the embedding table starts random, N(0, 1); n > 0: it starts from
+            skip-gram word2vec vectors trained for n epochs on the training texts (needs gensim,
+            see :func:`word2vec_table`). Overrides the preset's.
         lr: Adam learning rate (the tutorial's 1e-3).
         epochs: maximum passes over the training texts.
         batch_size: texts per update.
@@ -116,6 +140,9 @@ class TextClassifier:
         embedding_dim: int | None = None,
         bidirectional: bool | None = None,
         dropout: float | None = None,
+        embedding_dropout: float | None = None,
+        pooling: str | None = None,
+        word2vec_epochs: int | None = None,
         lr: float = 1e-3,
         epochs: int = 10,
         batch_size: int = 32,
@@ -134,13 +161,17 @@ class TextClassifier:
         self.preset = check_choice(preset, "preset", sorted(PRESETS))
         self.architecture = resolve_architecture(preset, cell=cell, hidden=hidden, layers=layers,
                                                  embedding_dim=embedding_dim, bidirectional=bidirectional,
-                                                 dropout=dropout)
+                                                 dropout=dropout, embedding_dropout=embedding_dropout,
+                                                 pooling=pooling, word2vec_epochs=word2vec_epochs)
         # The overrides as given (None: the preset's), as plain Python values for the model file.
         self.cell, self.layers = cell, None if layers is None else int(layers)
         self.hidden = None if hidden is None else int(hidden) if np.ndim(hidden) == 0 else [int(h) for h in hidden]
         self.embedding_dim = None if embedding_dim is None else int(embedding_dim)
         self.bidirectional = None if bidirectional is None else bool(bidirectional)
         self.dropout = None if dropout is None else float(dropout)
+        self.embedding_dropout = None if embedding_dropout is None else float(embedding_dropout)
+        self.pooling = pooling
+        self.word2vec_epochs = None if word2vec_epochs is None else int(word2vec_epochs)
         self.lr, self.epochs, self.batch_size, self.patience, self.clip_norm, self.seed = check_training(
             lr, epochs, batch_size, patience, clip_norm, seed)
         self.model_: Sequential | None = None
@@ -148,8 +179,8 @@ class TextClassifier:
     def get_params(self) -> dict[str, Any]:
         """The constructor arguments (JSON-ready): ``TextClassifier(**c.get_params())`` is an unfitted copy."""
         names = ("tokenizer", "tokenizer_options", "max_vocab", "min_freq", "max_len", "preset", "cell", "hidden",
-                 "layers", "embedding_dim", "bidirectional", "dropout", "lr", "epochs", "batch_size", "patience",
-                 "clip_norm", "seed")
+                 "layers", "embedding_dim", "bidirectional", "dropout", "embedding_dropout", "pooling",
+                 "word2vec_epochs", "lr", "epochs", "batch_size", "patience", "clip_norm", "seed")
         return {name: getattr(self, name) for name in names}
 
     # ---- training ---------------------------------------------------------------------------
@@ -184,6 +215,10 @@ class TextClassifier:
         self.vocabulary_ = Vocabulary.build(chain.from_iterable(tokens[i] for i in train_idx),
                                             max_size=self.max_vocab, min_freq=self.min_freq)
         self.model_ = self._build_model(len(self.vocabulary_))
+        if self.architecture["word2vec_epochs"]:
+            self.model_.layers[0].params["W"][...] = word2vec_table(
+                [tokens[i] for i in train_idx], self.vocabulary_, self.architecture["embedding_dim"],
+                self.architecture["word2vec_epochs"], self.seed)
         x, lengths = self._pad(tokens)
         targets = self.targets(labels)
         validation = (x[val_idx], targets[val_idx], lengths[val_idx]) if len(val_idx) else None
@@ -208,16 +243,21 @@ class TextClassifier:
         return y[:, None].astype(np.float32) if self._binary else y
 
     def _build_model(self, vocab_size: int) -> Sequential:
-        """Embedding -> Recurrent per layer (last: final state only) [-> Dropout] -> Dense, seeded."""
+        """Embedding [-> Dropout] -> Recurrent per layer (the top one: final state only, or its outputs
+        -> pooling) [-> Dropout] -> Dense, seeded."""
         a, rng = self.architecture, np.random.default_rng(self.seed)
         stack: list = [Embedding(vocab_size, a["embedding_dim"], padding_idx=Vocabulary.pad_id, seed=rng)]
+        if a["embedding_dropout"] > 0:
+            stack.append(Dropout(a["embedding_dropout"], seed=rng))
         width, sizes = a["embedding_dim"], a["hidden"]
         for k, h in enumerate(sizes):
             if k > 0 and a["dropout"] > 0:
                 stack.append(Dropout(a["dropout"], seed=rng))
             stack.append(Recurrent(a["cell"], width, h, bidirectional=a["bidirectional"],
-                                   return_sequences=k < len(sizes) - 1, seed=rng))
+                                   return_sequences=k < len(sizes) - 1 or a["pooling"] != "last", seed=rng))
             width = stack[-1].output_size
+        if POOLINGS[a["pooling"]] is not None:
+            stack.append(POOLINGS[a["pooling"]]())
         if a["dropout"] > 0:
             stack.append(Dropout(a["dropout"], seed=rng))
         stack.append(Dense(width, 1 if self._binary else len(self.classes_), seed=rng))
@@ -331,7 +371,8 @@ class TextClassifier:
 def resolve_architecture(preset: str, **overrides: Any) -> dict[str, Any]:
     """The preset's architecture with the non-None ``overrides`` applied, checked.
 
-    Returns ``{"embedding_dim", "cell", "hidden": [per-layer sizes], "bidirectional", "dropout"}``.
+    Returns ``{"embedding_dim", "cell", "hidden": [per-layer sizes], "bidirectional", "dropout",
+    "embedding_dropout", "pooling", "word2vec_epochs"}``.
     """
     arch = dict(PRESETS[check_choice(preset, "preset", sorted(PRESETS))])
     hidden, layers = overrides.pop("hidden", None), overrides.pop("layers", None)
@@ -339,6 +380,9 @@ def resolve_architecture(preset: str, **overrides: Any) -> dict[str, Any]:
     arch["cell"] = check_choice(arch["cell"], "cell", list(CELLS))
     arch["embedding_dim"] = check_positive_int(arch["embedding_dim"], "embedding_dim")
     arch["dropout"] = check_probability(arch["dropout"], "dropout")
+    arch["embedding_dropout"] = check_probability(arch["embedding_dropout"], "embedding_dropout")
+    arch["pooling"] = check_choice(arch["pooling"], "pooling", list(POOLINGS))
+    arch["word2vec_epochs"] = check_positive_int(arch["word2vec_epochs"], "word2vec_epochs", minimum=0)
     if not isinstance(arch["bidirectional"], (bool, np.bool_)):
         raise ConfigError(f"bidirectional must be True or False, got {arch['bidirectional']!r}")
     layers = None if layers is None else check_positive_int(layers, "layers")
@@ -353,6 +397,19 @@ def resolve_architecture(preset: str, **overrides: Any) -> dict[str, Any]:
                           f"when layers is given), got {hidden!r}")
     arch["hidden"] = [check_positive_int(h, "hidden") for h in sizes]
     return arch
+
+
+def word2vec_table(tokens: list[list[str]], vocabulary: Vocabulary, dim: int, epochs: int,
+                   seed: int) -> np.ndarray:
+    """An Embedding table ``(V, dim)`` from skip-gram word2vec (gensim: window 5, every token) on ``tokens``.
+
+    With ``s`` the standard deviation of the word2vec vectors, the table is
+    :func:`~rnnkit.tasks.word_vectors.embedding_matrix` (a token's vector, or N(0, s^2) for a token
+    without one; zeros for ``<pad>``) divided by ``s``: the scale of the Embedding's N(0, 1) init.
+    """
+    vectors = skipgram_vectors(tokens, dim, epochs=epochs, seed=seed, who="word2vec_epochs > 0",
+                               instead="or set word2vec_epochs=0")
+    return embedding_matrix(vectors, vocabulary, np.random.default_rng(seed)) / (vectors.vectors.std() or 1.0)
 
 
 def stratified_split(y: np.ndarray, frac: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -125,15 +125,24 @@ def _parse_binary(data: bytes, where: str) -> tuple[list[str], list[np.ndarray]]
 def train_word2vec(text: str, dim: int = 100, *, tokenizer: str = "whitespace", window: int = 5,
                    min_count: int = 1, epochs: int = 5, seed: int = 0) -> WordVectors:
     """Train skip-gram word2vec vectors on ``text`` with gensim (optional: ``pip install rnnkit[word2vec]``)."""
+    sentences = [get_tokenizer(tokenizer)(line) for line in text.split("\n") if line.strip()]
+    return skipgram_vectors(sentences, dim, window=window, min_count=min_count, epochs=epochs, seed=seed,
+                            instead="or pass vectors you trained elsewhere with load_word_vectors(path)",
+                            who="train_word2vec")
+
+
+def skipgram_vectors(sentences: list[list[str]], dim: int, *, window: int = 5, min_count: int = 1, epochs: int = 5,
+                     seed: int = 0, instead: str, who: str) -> WordVectors:
+    """Skip-gram word2vec vectors (gensim, one worker: reproducible for a seed) of tokenized ``sentences``.
+
+    Without gensim: a ConfigError naming ``who`` needs it, how to install it, and what to do ``instead``.
+    """
     try:
         from gensim.models import Word2Vec
     except ImportError:
-        raise ConfigError(
-            "train_word2vec needs gensim; install it with `pip install rnnkit[word2vec]` (or `pip install gensim`), "
-            "or pass vectors you trained elsewhere with load_word_vectors(path)"
-        ) from None
+        raise ConfigError(f"{who} needs gensim; install it with `pip install rnnkit[word2vec]` "
+                          f"(or `pip install gensim`), {instead}") from None
     dim = check_positive_int(dim, "dim")
-    sentences = [get_tokenizer(tokenizer)(line) for line in text.split("\n") if line.strip()]
     model = Word2Vec(sentences, vector_size=dim, window=window, min_count=min_count, sg=1, epochs=epochs,
                      seed=seed, workers=1)
     return WordVectors(list(model.wv.index_to_key), np.asarray(model.wv.vectors, dtype=np.float32))
