@@ -67,6 +67,18 @@ def test_cli_options_override_the_preset(workdir, capsys):
     assert clf.architecture["embedding_dim"] == 8  # still the tutorial preset's
 
 
+def test_cli_pooling_and_embedding_dropout_options(workdir, capsys):
+    result = run_main("train", "classify", workdir / "data.jsonl", "--epochs", "1", "--pooling", "max",
+                      "--embedding-dropout", "0.2", "--word2vec-epochs", "0", "--test-frac", "0",
+                      "--out", workdir / "max.safetensors", "--no-progress", capsys=capsys)
+    assert result.returncode == 0, result.stderr
+    clf = TextClassifier.load(workdir / "max.safetensors")
+    assert clf.architecture["pooling"] == "max" and clf.architecture["embedding_dropout"] == 0.2
+    assert [type(layer).__name__ for layer in clf.model_.layers][-2:] == ["MaxPool", "Dense"]
+    done = run_main("predict", workdir / "max.safetensors", "a great film", capsys=capsys)
+    assert done.returncode == 0 and done.stdout.endswith("a great film\n"), done.stderr
+
+
 def test_errors_are_one_line(workdir, trained):
     train = ("train", "classify")
     assert_one_line_error(rnnkit(*train, "missing.jsonl", cwd=workdir), "does not exist")

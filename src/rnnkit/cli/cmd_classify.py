@@ -10,7 +10,7 @@ from click.core import ParameterSource
 
 from ..data import LabelEncoder, load_labelled, load_text
 from ..data.text import TOKENIZERS
-from ..tasks.classification import PRESETS, TextClassifier, stratified_split
+from ..tasks.classification import POOLINGS, PRESETS, TextClassifier, stratified_split
 from .main import cli, train
 from .options import checkpoint_path, train_options
 from .reports import classify_table
@@ -33,11 +33,19 @@ _ARCHITECTURE = ("cell", "hidden", "layers")
               help="Keep tokens seen at least this often.")
 @click.option("--preset", type=click.Choice(sorted(PRESETS)), default="tutorial", show_default=True,
               help="Architecture; tutorial = Embedding(8) -> GRU(16) -> GRU(8) -> GRU(4) -> Dense. "
-                   "--cell/--hidden/--layers/--embedding-dim/--bidirectional/--dropout override it.")
+                   "--cell/--hidden/--layers/--embedding-dim/--bidirectional/--dropout/--embedding-dropout/"
+                   "--pooling/--word2vec-epochs override it.")
 @click.option("--embedding-dim", type=click.IntRange(min=1), default=None, help="Embedding size (preset's by default).")
 @click.option("--bidirectional/--unidirectional", default=None, help="Read texts in both directions.")
 @click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), default=None,
               help="Dropout between recurrent layers and before the output layer.")
+@click.option("--embedding-dropout", type=click.FloatRange(0, 1, max_open=True), default=None,
+              help="Dropout on the embedded tokens.")
+@click.option("--pooling", type=click.Choice(list(POOLINGS)), default=None,
+              help="last: the top layer's final state; max/mean: over all its outputs (valid steps only).")
+@click.option("--word2vec-epochs", type=click.IntRange(min=0), default=None,
+              help="Start the embedding table from word2vec trained this many epochs on the training texts "
+                   "(needs gensim; 0: random start).")
 @click.option("--patience", type=click.IntRange(min=1), default=3, show_default=True,
               help="Stop after this many epochs without a lower validation loss.")
 @click.option("--val-frac", type=click.FloatRange(0, 1, max_open=True), default=0.1, show_default=True,
@@ -47,7 +55,8 @@ _ARCHITECTURE = ("cell", "hidden", "layers")
 @train_options(out="classifier.safetensors", cell="gru", hidden=16, layers=1, epochs=10, batch_size=32, lr=1e-3)
 def train_classify(data: str, text_column: str, label_column: str, tokenizer: str, max_len: int, max_vocab: int,
                    min_freq: int, preset: str, embedding_dim: int | None, bidirectional: bool | None,
-                   dropout: float | None, patience: int, val_frac: float, test_frac: float, out: str, cell: str,
+                   dropout: float | None, embedding_dropout: float | None, pooling: str | None,
+                   word2vec_epochs: int | None, patience: int, val_frac: float, test_frac: float, out: str, cell: str,
                    hidden: int, layers: int, epochs: int, batch_size: int, lr: float, seed: int,
                    max_time: float | None, resume: bool, progress: bool | None) -> None:
     """Train a text classifier on DATA (.csv/.tsv with a header, or .jsonl) and save it to OUT.
@@ -66,7 +75,8 @@ def train_classify(data: str, text_column: str, label_column: str, tokenizer: st
     train_idx, test_idx = stratified_split(LabelEncoder().fit_transform(labels), test_frac, seed)
     classifier = TextClassifier(
         tokenizer, max_vocab=max_vocab, min_freq=min_freq, max_len=max_len, preset=preset,
-        embedding_dim=embedding_dim, bidirectional=bidirectional, dropout=dropout, lr=lr, epochs=epochs,
+        embedding_dim=embedding_dim, bidirectional=bidirectional, dropout=dropout,
+        embedding_dropout=embedding_dropout, pooling=pooling, word2vec_epochs=word2vec_epochs, lr=lr, epochs=epochs,
         batch_size=batch_size, patience=patience, seed=seed, **given,
     )
     classifier.fit([texts[i] for i in train_idx], [labels[i] for i in train_idx], val_frac=val_frac,
