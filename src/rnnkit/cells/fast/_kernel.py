@@ -21,6 +21,8 @@ numba caches the compiled loops with this kernel inlined: after editing this fil
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 from llvmlite import ir
 from numba import types
@@ -38,21 +40,21 @@ def panel_width(dtype: np.dtype) -> int:
     return 2 * VECTOR_BYTES // np.dtype(dtype).itemsize
 
 
-def _tile_intrinsic(MR: int, NV: int):
-    """``_tile(A, a0, lda, P, p0, C, c0, ldc, K, add)``: C[r, :n] (+)= Σ_k A[r, k] P[k, :n] for r < MR, on the
-    first n = NV vectors of the panel's NR columns (NV = 2: all of them).
+def _tile_intrinsic(MR: int):
+    """``_tile(A, a0, lda, P, p0, C, c0, ldc, K, add, half)``: C[r, :n] (+)= Σ_k A[r, k] P[k, :n] for r < MR, with
+    n the panel's NR columns, or its first vector of them if ``half``.
 
     Flat element offsets into the arrays' data: A rows start at ``a0 + r·lda``, the panel at ``p0``
     (K × NR contiguous), C rows at ``c0 + r·ldc``; ``add``: add to C instead of overwriting it.
     """
 
     @intrinsic
-    def tile(typingctx, A, a0, lda, P, p0, C, c0, ldc, K, add):
+    def tile(typingctx, A, a0, lda, P, p0, C, c0, ldc, K, add, half):
         sig = types.void(A, types.intp, types.intp, P, types.intp, C, types.intp, types.intp, types.intp,
-                         types.boolean)
+                         types.boolean, types.boolean)
 
         def codegen(context, builder, signature, args):
-            A_v, a0_v, lda_v, P_v, p0_v, C_v, c0_v, ldc_v, K_v, add_v = args
+            A_v, a0_v, lda_v, P_v, p0_v, C_v, c0_v, ldc_v, K_v, add_v, half_v = args
             real = context.get_value_type(signature.args[5].dtype)
             lanes = VECTOR_BYTES // context.get_abi_sizeof(real)
             vec, i64 = ir.VectorType(real, lanes), ir.IntType(64)
@@ -67,48 +69,55 @@ def _tile_intrinsic(MR: int, NV: int):
             a, p, c = data(A_v, signature.args[0], a0_v), data(P_v, signature.args[3], p0_v), data(C_v, signature.args[5], c0_v)
             const = lambda n: ir.Constant(i64, n)
             zero, splat_mask = ir.Constant(vec, None), ir.Constant(ir.VectorType(ir.IntType(32), lanes), None)
-            entry = builder.block
-            loop, done = builder.append_basic_block("tile.loop"), builder.append_basic_block("tile.done")
-            builder.cbranch(builder.icmp_signed(">", K_v, const(0)), loop, done)
 
-            builder.position_at_end(loop)  # for k in range(K): acc[r][v] += A[r, k] * P[k, v·lanes : (v+1)·lanes]
-            k = builder.phi(i64)
-            acc = [[builder.phi(vec) for _ in range(NV)] for _ in range(MR)]
-            panel_row = builder.gep(p, [builder.mul(k, const(2 * lanes))])
-            w = [builder.load(builder.bitcast(builder.gep(panel_row, [const(v * lanes)]), vec_ptr), align=4)
-                 for v in range(NV)]
-            new = []
-            for r in range(MR):
-                a_rk = builder.load(builder.gep(a, [builder.add(builder.mul(const(r), lda_v), k)]))
-                a_vec = builder.shuffle_vector(builder.insert_element(ir.Constant(vec, ir.Undefined), a_rk, const(0)),
-                                               ir.Constant(vec, ir.Undefined), splat_mask)
-                new.append([builder.call(fma, [a_vec, w[v], acc[r][v]]) for v in range(NV)])
-            k_next = builder.add(k, const(1))
-            k.add_incoming(const(0), entry)
-            k.add_incoming(k_next, loop)
-            for r in range(MR):
-                for v in range(NV):
-                    acc[r][v].add_incoming(zero, entry)
-                    acc[r][v].add_incoming(new[r][v], loop)
-            builder.cbranch(builder.icmp_signed("<", k_next, K_v), loop, done)
+            def emit(NV: int) -> None:
+                """The tile on the panel's first NV vectors: the loop over k, then the stores."""
+                entry = builder.block
+                loop, done = builder.append_basic_block("tile.loop"), builder.append_basic_block("tile.done")
+                builder.cbranch(builder.icmp_signed(">", K_v, const(0)), loop, done)
 
-            builder.position_at_end(done)  # C = acc, or C + acc
-            totals = []
-            for r in range(MR):
-                for v in range(NV):
-                    total = builder.phi(vec)
+                builder.position_at_end(loop)  # for k in range(K): acc[r][v] += A[r, k] * P[k, v·lanes : (v+1)·lanes]
+                k = builder.phi(i64)
+                acc = [[builder.phi(vec) for _ in range(NV)] for _ in range(MR)]
+                panel_row = builder.gep(p, [builder.mul(k, const(2 * lanes))])
+                w = [builder.load(builder.bitcast(builder.gep(panel_row, [const(v * lanes)]), vec_ptr), align=4)
+                     for v in range(NV)]
+                new = []
+                for r in range(MR):
+                    a_rk = builder.load(builder.gep(a, [builder.add(builder.mul(const(r), lda_v), k)]))
+                    a_vec = builder.shuffle_vector(builder.insert_element(ir.Constant(vec, ir.Undefined), a_rk,
+                                                                          const(0)),
+                                                   ir.Constant(vec, ir.Undefined), splat_mask)
+                    new.append([builder.call(fma, [a_vec, w[v], acc[r][v]]) for v in range(NV)])
+                k_next = builder.add(k, const(1))
+                k.add_incoming(const(0), entry)
+                k.add_incoming(k_next, loop)
+                for r in range(MR):
+                    for v in range(NV):
+                        acc[r][v].add_incoming(zero, entry)
+                        acc[r][v].add_incoming(new[r][v], loop)
+                builder.cbranch(builder.icmp_signed("<", k_next, K_v), loop, done)
+
+                builder.position_at_end(done)  # C = acc, or C + acc
+                totals = [builder.phi(vec) for _ in range(MR * NV)]  # phi nodes first in the block
+                for total, (r, v) in zip(totals, itertools.product(range(MR), range(NV))):
                     total.add_incoming(zero, entry)
                     total.add_incoming(new[r][v], loop)
-                    totals.append((r, v, total))
-            wheres = [builder.bitcast(builder.gep(c, [builder.add(builder.mul(const(r), ldc_v), const(v * lanes))]),
-                                      vec_ptr) for r, v, _ in totals]
-            with builder.if_else(add_v) as (add, overwrite):  # C is read only when added to
-                with add:
-                    for where, (_, _, total) in zip(wheres, totals):
-                        builder.store(builder.fadd(builder.load(where, align=4), total), where, align=4)
-                with overwrite:
-                    for where, (_, _, total) in zip(wheres, totals):
-                        builder.store(total, where, align=4)
+                wheres = [builder.bitcast(builder.gep(c, [builder.add(builder.mul(const(r), ldc_v), const(v * lanes))]),
+                                          vec_ptr) for r, v in itertools.product(range(MR), range(NV))]
+                with builder.if_else(add_v) as (add, overwrite):  # C is read only when added to
+                    with add:
+                        for where, total in zip(wheres, totals):
+                            builder.store(builder.fadd(builder.load(where, align=4), total), where, align=4)
+                    with overwrite:
+                        for where, total in zip(wheres, totals):
+                            builder.store(total, where, align=4)
+
+            with builder.if_else(half_v) as (first_vector, whole_panel):
+                with first_vector:
+                    emit(1)
+                with whole_panel:
+                    emit(2)
             return context.get_dummy_value()
 
         return sig, codegen
@@ -116,8 +125,7 @@ def _tile_intrinsic(MR: int, NV: int):
     return tile
 
 
-_TILE_8, _TILE_4, _TILE_2, _TILE_1 = (_tile_intrinsic(MR, 2) for MR in TILE_ROWS)  # a whole panel
-_HALF_8, _HALF_4, _HALF_2, _HALF_1 = (_tile_intrinsic(MR, 1) for MR in TILE_ROWS)  # its first vector
+_TILE_8, _TILE_4, _TILE_2, _TILE_1 = (_tile_intrinsic(MR) for MR in TILE_ROWS)
 
 
 def no_panels(K: int, dtype: np.dtype) -> np.ndarray:
@@ -146,28 +154,16 @@ def _tiles(m0, m1, A, P, q, half, C, c0, ldc, add):
     p0 = q * K * NR
     m = m0
     while m + 8 <= m1:
-        if half:
-            _HALF_8(A, m * lda, lda, P, p0, C, c0 + (m - m0) * ldc, ldc, K, add)
-        else:
-            _TILE_8(A, m * lda, lda, P, p0, C, c0 + (m - m0) * ldc, ldc, K, add)
+        _TILE_8(A, m * lda, lda, P, p0, C, c0 + (m - m0) * ldc, ldc, K, add, half)
         m += 8
     if m + 4 <= m1:
-        if half:
-            _HALF_4(A, m * lda, lda, P, p0, C, c0 + (m - m0) * ldc, ldc, K, add)
-        else:
-            _TILE_4(A, m * lda, lda, P, p0, C, c0 + (m - m0) * ldc, ldc, K, add)
+        _TILE_4(A, m * lda, lda, P, p0, C, c0 + (m - m0) * ldc, ldc, K, add, half)
         m += 4
     if m + 2 <= m1:
-        if half:
-            _HALF_2(A, m * lda, lda, P, p0, C, c0 + (m - m0) * ldc, ldc, K, add)
-        else:
-            _TILE_2(A, m * lda, lda, P, p0, C, c0 + (m - m0) * ldc, ldc, K, add)
+        _TILE_2(A, m * lda, lda, P, p0, C, c0 + (m - m0) * ldc, ldc, K, add, half)
         m += 2
     if m < m1:
-        if half:
-            _HALF_1(A, m * lda, lda, P, p0, C, c0 + (m - m0) * ldc, ldc, K, add)
-        else:
-            _TILE_1(A, m * lda, lda, P, p0, C, c0 + (m - m0) * ldc, ldc, K, add)
+        _TILE_1(A, m * lda, lda, P, p0, C, c0 + (m - m0) * ldc, ldc, K, add, half)
 
 
 @jit
