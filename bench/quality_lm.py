@@ -141,10 +141,11 @@ def main() -> None:
     parser.add_argument("--eval-chars", type=int, default=100_000, help="held-out characters scored")
     parser.add_argument("--batch-size", type=int, default=ARCH["batch_size"], help="stream rows per step (default 32)")
     parser.add_argument("--runs", default="rnnkit,torch,hlm", help="comma list of rnnkit, torch, hlm")
+    parser.add_argument("--seed", type=int, default=ARCH["seed"], help="initialisation seed of every run (default 0)")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     parser.add_argument("--worker", choices=["rnnkit", "torch", "hlm"], help=argparse.SUPPRESS)
     args = parser.parse_args()
-    ARCH["batch_size"] = args.batch_size
+    ARCH["batch_size"], ARCH["seed"] = args.batch_size, args.seed
     if args.worker:
         print(json.dumps(worker(args), ensure_ascii=False))
         return
@@ -152,7 +153,7 @@ def main() -> None:
     for run in args.runs.split(","):
         command = [sys.executable, "-m", "bench.quality_lm", "--worker", run, "--seconds", str(args.seconds),
                    "--hidden", str(args.hidden), "--eval-chars", str(args.eval_chars),
-                   "--batch-size", str(args.batch_size)]
+                   "--batch-size", str(args.batch_size), "--seed", str(args.seed)]
         done = subprocess.run(command, capture_output=True, text=True, encoding="utf-8", check=True)
         result = json.loads(done.stdout.strip().splitlines()[-1])
         results.append(result)

@@ -13,7 +13,9 @@ Kernel: a tile of MR rows × NR columns of ``out`` lives in 2·MR vector registe
 over k; each k loads one panel row (two vectors) and, for each of the MR rows, broadcasts
 ``A[r, k]`` and does two fused multiply-adds. LLVM gets this as explicit vector IR (``_tile``, a
 numba intrinsic), so the accumulators stay in registers. Tiles of 8, 4, 2 and 1 rows cover any row
-count; a last panel narrower than NR goes through a small scratch tile.
+count; a last panel narrower than NR uses one-vector tiles when they cover it (``half``), and
+writes through a small scratch tile unless it fills them exactly. ``fast.matmul`` uses the kernel
+for products over many rows with narrow results too (up to ``_blas.PACKED_MAX_N`` columns).
 
 numba caches the compiled loops with this kernel inlined: after editing this file, delete
 ``cells/fast/__pycache__/*.nbi`` and ``*.nbc``.
