@@ -1,14 +1,15 @@
 """NumPy's own OpenBLAS, called from compiled code, and the batch split that runs time loops on every core.
 
 ``gemm(A, trans_a, B, trans_b, C, beta)``: ``C = op(A) op(B) + beta C`` on 2-D arrays whose rows are
-contiguous (any row stride), float32 or float64, callable inside numba functions. It calls the
-``cblas_?gemm`` of the OpenBLAS that NumPy itself loaded (found with ctypes, linked by name, so
-numba's on-disk cache stays valid across processes): one BLAS in the process, and a compiled time
-loop needs no Python (and no GIL) between its steps.
+contiguous (any row stride), float32 or float64, callable inside numba functions (and without the
+GIL). It calls the ``cblas_?gemm`` of the OpenBLAS that NumPy itself loaded (found with ctypes,
+linked by name, so numba's on-disk cache stays valid across processes): one BLAS in the process.
+``matmul`` uses it for the wide products over all T·B rows; narrow ones and the time loops'
+per-step products go through the packed kernel (``_kernel``).
 
 ``run_split(loop, B, *args)`` calls ``loop(b0, b1, *args)`` on row blocks of the batch, one per
 thread: rows of a batch never interact inside a time loop, so each thread runs a whole loop on its
-rows with a one-thread BLAS, in parallel, with no synchronisation per step. The number of blocks is
+rows (products on a one-thread BLAS), in parallel, with no synchronisation per step. The number of blocks is
 the number of threads NumPy's OpenBLAS is set to use (``OPENBLAS_NUM_THREADS``, threadpoolctl), so a
 one-thread setting stays on one core.
 

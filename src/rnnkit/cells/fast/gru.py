@@ -300,8 +300,7 @@ def backward(
     dA = np.empty((T, B, 3 * H), dtype)  # gradients of the recurrent product's blocks r, z, n
     da_n = np.empty((T if cfg.reset_after else 1, B, H), dtype)  # of a_n; dA's n block itself with reset_before
     run_split(_backward_rows, B, cfg.reset_after, lengths, gates, hs, hn, mask, *_recurrent_panels(p, cfg, False), dy,
-              dh, dA, da_n, *(np.empty((B, H), dtype) for _ in range(2)),  # g, drh
-              np.empty((B, H), dtype),  # drec
+              dh, dA, da_n, *(np.empty((B, H), dtype) for _ in range(3)),  # g, drh, drec
               macs=T * B * 3 * H * H)
     h_m = hs[:-1] * mask if cache["masked"] else hs[:-1]  # (T, B, H): h̃ for every step
     grads, dx = weight_gradients(p, cfg, x, h_m, gates[:, :, :H], dA, da_n if cfg.reset_after else dA[:, :, 2 * H:],
