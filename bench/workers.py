@@ -107,7 +107,7 @@ def rnnkit_runs(spec: dict, config: Config, weights: list[Weights], x: np.ndarra
     def infer() -> tuple[np.ndarray, None]:
         out = x
         for layer in layers:
-            out = layer.forward(out, training=False)
+            out = layer.forward(out, cache=False)  # inference: nothing kept for a backward
         return out, None
 
     steps = list(x)  # K arrays of shape (1, D)

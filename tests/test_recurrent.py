@@ -389,6 +389,28 @@ def test_dropout_acts_between_layers_in_training_only():
     assert not np.allclose(train_h[1], eval_h[1]) and not np.allclose(train_out, eval_out)
 
 
+
+@pytest.mark.parametrize("engine", ["numpy", "auto"])
+@pytest.mark.parametrize("cell, options", [("lstm", {"proj_size": 2, "peepholes": True, "cell_clip": 0.3}),
+                                           ("lstm", {}), ("gru", {"reset_after": False}), ("rnn", {})])
+def test_forward_without_cache_gives_the_same_output_and_state(cell, options, engine):
+    """cache=False (the inference path: the fast LSTM keeps one step) against the cached forward, which
+    the other tests check against PyTorch and finite differences; then backward() refuses."""
+    rng = np.random.default_rng(13)
+    layer = Recurrent(cell, 3, 5, num_layers=2, bidirectional=True, dtype=np.float64, seed=0, engine=engine,
+                      **options)
+    x, lengths = rng.standard_normal((4, 6, 3)), np.array([6, 1, 4, 5])
+    state0 = random_state(layer, 4, rng)
+    out, state = layer(x, state0, lengths)
+    out_nc, state_nc = layer(x, state0, lengths, cache=False)
+    np.testing.assert_allclose(out_nc, out, rtol=0, atol=1e-13)
+    for a, b in zip(state if cell == "lstm" else (state,), state_nc if cell == "lstm" else (state_nc,)):
+        np.testing.assert_allclose(b, a, rtol=0, atol=1e-13)
+    with pytest.raises(ConfigError, match=r"backward\(\) needs the cache of a forward\(\).*cache=True"):
+        layer.backward(np.ones_like(out))
+    with pytest.raises(ConfigError, match="training=True needs cache=True"):
+        layer.forward(x, training=True, cache=False)
+
 # ---- 4. pinned parameter names and shapes ---------------------------------------------------------
 
 def test_parameter_names_and_shapes_are_pinned():

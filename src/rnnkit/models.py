@@ -133,19 +133,22 @@ class Sequential:
         mask: np.ndarray | None = None,
         training: bool = False,
         states: dict[int, State] | None = None,
+        cache: bool = True,
     ) -> np.ndarray:
         """Run every layer on ``x`` (ids ``(B, T)`` or features ``(B, T, D)``) and return the last output.
 
         ``lengths (B,)`` or a ``(B, T)`` ``mask`` (padding at the end) mark each sequence's valid
         steps. ``states`` maps a recurrent layer's index to its initial state; afterwards
         :meth:`final_states` holds their final states. ``training`` turns dropout on.
+        ``cache=False``: inference only, the recurrent layers keep nothing for :meth:`backward`
+        (faster, less memory).
         """
         lengths = self._resolve_lengths(x, lengths, mask)
         states = self._check_states(states)
         y = x
         for i, layer in enumerate(self.layers):
             if isinstance(layer, Recurrent):
-                y = layer.forward(y, state0=states.get(i), lengths=lengths, training=training)
+                y = layer.forward(y, state0=states.get(i), lengths=lengths, training=training, cache=cache)
             else:
                 y = layer.forward(y, lengths=lengths, training=training)
         return y
@@ -168,7 +171,7 @@ class Sequential:
     def predict(
         self, x: np.ndarray, lengths: np.ndarray | None = None, batch_size: int = 256
     ) -> np.ndarray:
-        """Inference (no dropout, zero initial states) in batches of ``batch_size``, concatenated."""
+        """Inference (no dropout, zero initial states, no cache) in batches of ``batch_size``, concatenated."""
         batch_size = check_positive_int(batch_size, "batch_size")
         x = np.asarray(x)
         if x.ndim < 2 or x.shape[0] == 0:
@@ -178,7 +181,7 @@ class Sequential:
         outputs = []
         for start in range(0, x.shape[0], batch_size):
             chunk = slice(start, start + batch_size)
-            outputs.append(self.forward(x[chunk], lengths=None if lengths is None else lengths[chunk]))
+            outputs.append(self.forward(x[chunk], lengths=None if lengths is None else lengths[chunk], cache=False))
         return np.concatenate(outputs, axis=0)
 
     def _resolve_lengths(self, x: Any, lengths: Any, mask: Any) -> np.ndarray | None:

@@ -402,7 +402,7 @@ def evaluate(model: Sequential, x, y, *, loss: str | Callable = "mse", lengths=N
         xb, lb = x[idx], _take(lengths, idx)
         if not per_step:  # per-step outputs keep the full T so that batches concatenate
             xb, _, _ = _trim_padding(xb, None, lb, None, per_step=False)
-        pred = model.forward(xb, lengths=lb, training=False)
+        pred = model.forward(xb, lengths=lb, cache=False)
         value, _ = loss_fn(pred, y[idx], _take(mask, idx))
         n = len(pred)
         total, weight = total + value * n, weight + n
@@ -531,7 +531,7 @@ def stream_cross_entropy(model: Sequential, tokens, *, batch_size: int = 32, bpt
     states, total, count = None, 0.0, 0
     for j in range(len(batcher)):
         xb, yb = batcher[j]
-        logits = model.forward(xb, training=False, states=states)
+        logits = model.forward(xb, states=states, cache=False)
         states = _detach(model.final_states())
         value, _ = losses_mod.cross_entropy(logits, yb)
         total, count = total + value * yb.size, count + yb.size

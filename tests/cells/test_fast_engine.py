@@ -48,32 +48,42 @@ def _random_case(mod, cfg, rng, dtype, *, masked: bool, dy: bool = True, dstate:
     return p, args, {"dy": dy_, "dstate": state() if dstate else None}
 
 
-def _flat(result) -> list[np.ndarray]:
-    """Every array in a nested (tuple / dict) result, dict entries by sorted key."""
+def _flat(result, name: str = "") -> list[tuple[str, np.ndarray]]:
+    """(name, array) for every array in a nested (tuple / dict) result, dict entries by sorted key."""
     if isinstance(result, dict):
-        return [a for k in sorted(result) for a in _flat(result[k])]
+        return [pair for k in sorted(result) for pair in _flat(result[k], f"{name}.{k}")]
     if isinstance(result, (tuple, list)):
-        return [a for r in result for a in _flat(r)]
-    return [] if result is None else [result]
+        return [pair for i, r in enumerate(result) for pair in _flat(r, f"{name}[{i}]")]
+    return [] if result is None else [(name, result)]
+
+
+def _assert_close(expected, actual, dtype, tol: float | None) -> None:
+    """Every array of ``actual`` agrees with ``expected`` (same structure) to ``tol`` (default ``TOL[dtype]``)
+    of its scale."""
+    for (name, a), (_, b) in zip(_flat(expected), _flat(actual), strict=True):
+        assert a.dtype == b.dtype == dtype and a.shape == b.shape, name
+        scale = max(1.0, float(np.abs(a).max()))
+        err = float(np.abs(a - b).max())
+        assert err <= (tol or TOL[dtype]) * scale, f"{name}: max |fast - reference| = {err:.3g} (scale {scale:.3g})"
 
 
 def _assert_parity(mod, cfg, dtype, rng, tol: float | None = None, **case) -> dict:
     """Run both engines on one random case; assert every output agrees to ``tol`` (default ``TOL[dtype]``) of
-    its scale; return the reference's cache."""
+    its scale, and that both engines' ``infer`` gives the reference forward's (y, state) without the
+    recurrent-dropout mask; return the reference's cache."""
     p, args, bwd = _random_case(mod, cfg, rng, dtype, **case)
     outs, caches = [], []
     for engine in (mod, FAST[mod]):
         y, stateT, cache = engine.forward(p, cfg, *args)
         grads, dx, dstate0 = engine.backward(p, cfg, cache, **bwd)
         assert sorted(grads) == sorted(p)
-        outs.append(((y, stateT), grads, dx, dstate0))
+        outs.append({"y": y, "state": stateT, "grads": grads, "dx": dx, "dstate0": dstate0})
         caches.append(cache)
-    names = ["y", "state"] + [f"d{k}" for k in sorted(p)] + ["dx", "dstate0"]
-    for name, a, b in zip(names, _flat(outs[0]), _flat(outs[1])):
-        assert a.dtype == b.dtype == dtype and a.shape == b.shape, name
-        scale = max(1.0, float(np.abs(a).max()))
-        err = float(np.abs(a - b).max())
-        assert err <= (tol or TOL[dtype]) * scale, f"{name}: max |fast - reference| = {err:.3g} (scale {scale:.3g})"
+    _assert_close(outs[0], outs[1], dtype, tol)
+    x, state0, lengths, _ = args  # inference: no recurrent dropout
+    y, stateT, _ = mod.forward(p, cfg, x, state0, lengths)
+    for engine in (mod, FAST[mod]):
+        _assert_close({"infer": (y, stateT)}, {"infer": engine.infer(p, cfg, x, state0, lengths)}, dtype, tol)
     return caches[0]
 
 
@@ -170,8 +180,7 @@ def test_step_matches_reference(mod, cfg):
     p, (x, state, _, _), _ = _random_case(mod, cfg, rng, np.float32, masked=False)
     for x_t in x:
         (h_ref, state_ref), (h_fast, state) = mod.step(p, cfg, x_t, state), FAST[mod].step(p, cfg, x_t, state)
-        for a, b in zip(_flat((h_ref, state_ref)), _flat((h_fast, state))):
-            np.testing.assert_allclose(b, a, rtol=0, atol=2e-6)
+        _assert_close((h_ref, state_ref), (h_fast, state), np.float32, 2e-6)
 
 
 @pytest.mark.parametrize("cell, options", [("lstm", {"proj_size": 3, "peepholes": True}), ("gru", {}), ("rnn", {})])
@@ -189,15 +198,14 @@ def test_bidirectional_stacked_layer_parity(cell, options):
         layer.module, layer.rng = module, np.random.default_rng(9)
         out = layer.forward(x, lengths=lengths, training=True)
         dx = layer.backward(dout)
-        results.append([out, dx, *_flat(layer.state), *_flat(layer.grads)])
-    for a, b in zip(*results):
-        np.testing.assert_allclose(b, a, rtol=1e-11, atol=1e-12)
+        results.append((out, dx, layer.state, layer.grads))
+    _assert_close(*results, np.float64, 1e-11)
 
 
 def test_fast_modules_share_the_reference_api():
     for ref, mod in FAST.items():
         assert mod is not ref and mod.param_shapes is ref.param_shapes and mod.init_params is ref.init_params
-        for name in ("forward", "backward", "step"):
+        for name in ("forward", "infer", "backward", "step"):
             assert list(inspect.signature(getattr(mod, name)).parameters) == \
                 list(inspect.signature(getattr(ref, name)).parameters)
     with pytest.raises(ValueError, match="family must be one of"):
@@ -256,5 +264,4 @@ def test_parity_with_column_major_weights(mod, cfg, loop_path):
     y_f, state_f, cache_f = FAST[mod].forward(p_f, cfg, *args)
     grads, dx, dstate0 = mod.backward(p, cfg, cache, **bwd)
     grads_f, dx_f, dstate0_f = FAST[mod].backward(p_f, cfg, cache_f, **bwd)
-    for a, b in zip(_flat((y, state, grads, dx, dstate0)), _flat((y_f, state_f, grads_f, dx_f, dstate0_f))):
-        np.testing.assert_allclose(b, a, rtol=1e-10, atol=1e-12)
+    _assert_close((y, state, grads, dx, dstate0), (y_f, state_f, grads_f, dx_f, dstate0_f), np.float64, 1e-10)

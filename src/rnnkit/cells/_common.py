@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from .._validation import check_float_array, check_lengths
@@ -86,3 +88,19 @@ def uniform_params(shapes: dict[str, tuple[int, ...]], hidden_size: int, rng: np
     """Every parameter uniform in [-1/sqrt(H), 1/sqrt(H)] (PyTorch's default)."""
     k = 1.0 / np.sqrt(hidden_size)
     return {name: rng.uniform(-k, k, size=shape).astype(dtype) for name, shape in shapes.items()}
+
+
+def inference_of(forward: Callable) -> Callable:
+    """``infer(p, cfg, x, state0=None, lengths=None) -> (y, state_T)``: ``forward`` for inference, its cache dropped.
+
+    Every cell module has an ``infer``; this one serves the modules whose forward has nothing an
+    inference pass could leave out cheaply (the NumPy reference cells, the fast RNN and GRU), while
+    the fast LSTM's keeps one step of its arrays instead of all of them.
+    """
+
+    def infer(p: dict[str, np.ndarray], cfg, x: np.ndarray, state0=None, lengths: np.ndarray | None = None):
+        y, state, _ = forward(p, cfg, x, state0, lengths)
+        return y, state
+
+    infer.__doc__ = f"``forward`` without the cache: ``(y, state_T)`` (see {forward.__module__}.forward)."
+    return infer

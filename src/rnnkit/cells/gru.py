@@ -30,6 +30,7 @@ from ._common import (
     check_h_backward,
     check_h_forward,
     check_h_step,
+    inference_of,
     input_projection,
     step_mask,
     uniform_params,
@@ -163,6 +164,9 @@ def forward(
         y *= m  # y_t = m_t h'_t
     cache = {"x": x, "gates": gates, "hs": hs, "hn": hn, "m": m, "rec_mask": rec_mask}
     return y, hs[T].copy(), cache
+
+
+infer = inference_of(forward)
 
 
 def backward(

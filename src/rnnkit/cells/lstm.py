@@ -28,7 +28,7 @@ import numpy as np
 from .._validation import check_dtype, check_float_array, check_optional_positive, check_positive_int
 from ..errors import ConfigError, ShapeError
 from ..ops import sigmoid
-from ._common import check_sequence, check_state_array, step_mask, uniform_params
+from ._common import check_sequence, check_state_array, inference_of, step_mask, uniform_params
 
 State = tuple[np.ndarray, np.ndarray]  # (h (B, R), c (B, H)), always in this order
 
@@ -249,6 +249,9 @@ def _run(p: dict[str, np.ndarray], cfg: LSTMConfig, x: np.ndarray, h0: np.ndarra
              "m": m if P else None, "c_raw": c_raw if cfg.cell_clip is not None else None,
              "h_raw": h_raw if cfg.proj_clip is not None else None}
     return np.ascontiguousarray(y.transpose(0, 2, 1)), (hs[T].T.copy(), cs[T].T.copy()), cache
+
+
+infer = inference_of(forward)
 
 
 def backward(p: dict[str, np.ndarray], cfg: LSTMConfig, cache: dict, dy: np.ndarray | None = None,

@@ -21,6 +21,7 @@ from ._common import (
     check_h_backward,
     check_h_forward,
     check_h_step,
+    inference_of,
     input_projection,
     step_mask,
     uniform_params,
@@ -111,6 +112,9 @@ def forward(
     y = a if m is None else np.multiply(a, m, out=a)  # y_t = m_t f(a_t)
     cache = {"x": x, "hs": hs, "m": m, "rec_mask": rec_mask}
     return y, hs[T].copy(), cache
+
+
+infer = inference_of(forward)
 
 
 def backward(

@@ -167,7 +167,7 @@ def run_onnx_node(node: Any, inputs: Mapping[str, np.ndarray]) -> dict[str, np.n
     if spec.direction == "reverse":
         seq = reverse_sequences(seq, rev)
     y = layer.forward(np.ascontiguousarray(seq.transpose(1, 0, 2)), state0=_initial_state(spec, arrays, B, H),
-                      lengths=lengths).transpose(1, 0, 2)  # (T, B, dirs*H)
+                      lengths=lengths, cache=False).transpose(1, 0, 2)  # (T, B, dirs*H)
     if spec.direction == "reverse":
         y = reverse_sequences(y, rev)
     Y = y.reshape(T, B, spec.dirs, H).transpose(0, 2, 1, 3)  # (T, dirs, B, H)

@@ -297,12 +297,17 @@ class Recurrent(Layer):
         lengths: np.ndarray | None = None,
         mask: np.ndarray | None = None,
         training: bool = False,
+        cache: bool = True,
     ) -> np.ndarray:
         """Run every layer and direction over ``x (B, T, D)``; the final state goes to ``self.state``.
 
         ``state0``: None (zeros) or the stacked initial state; ``lengths (B,)`` or ``mask (B, T)``
         mark each sequence's valid prefix (padded steps output zero and carry the state).
+        ``cache=False`` keeps nothing for :meth:`backward` (inference: faster, less memory; like
+        ``torch.no_grad``); ``training=True`` needs the cache.
         """
+        if training and not cache:
+            raise ConfigError("training=True needs cache=True: a training forward keeps what backward() uses")
         x = self._check_x(x, "x", 3)
         batch, time, _ = x.shape
         lengths = self._resolve_lengths(lengths, mask, batch, time)
@@ -323,15 +328,18 @@ class Recurrent(Layer):
                 if training and self.recurrent_dropout > 0:
                     rec_mask = _dropout_mask(self.rng, (batch, self.state_size), self.recurrent_dropout, self.dtype)
                 xs = reverse_sequences(seq, rev) if d else seq
-                y, stateT, cache = self.module.forward(
-                    self._cell_params(i), self._config(i), xs, states0[i], lengths, rec_mask
-                )
+                if cache:
+                    y, stateT, cell_cache = self.module.forward(
+                        self._cell_params(i), self._config(i), xs, states0[i], lengths, rec_mask
+                    )
+                    caches.append(cell_cache)
+                else:
+                    y, stateT = self.module.infer(self._cell_params(i), self._config(i), xs, states0[i], lengths)
                 ys.append(reverse_sequences(y, rev) if d else y)
-                caches.append(cache)
                 final.append(stateT)
             seq = merge_directions(ys, self.merge_mode)  # (T, B, M)
         self.state = _stack(final)
-        self._cache = {"caches": caches, "drop_masks": drop_masks, "rev": rev, "shape": (batch, time)}
+        self._cache = {"caches": caches, "drop_masks": drop_masks, "rev": rev, "shape": (batch, time)} if cache else None
         if self.return_sequences:
             return seq.transpose(1, 0, 2)  # (B, T, M)
         last = final[-self.num_directions :]
@@ -344,7 +352,7 @@ class Recurrent(Layer):
         ``self.dstate0`` (the gradient of ``state0``, zeros or not).
         """
         if self._cache is None:
-            raise ConfigError("backward() needs the cache of a forward(); call forward() first")
+            raise ConfigError("backward() needs the cache of a forward(); call forward() first, with cache=True")
         caches, drop_masks, rev = self._cache["caches"], self._cache["drop_masks"], self._cache["rev"]
         batch, time = self._cache["shape"]
         dirs = self.num_directions
@@ -393,9 +401,10 @@ class Recurrent(Layer):
         *,
         mask: np.ndarray | None = None,
         training: bool = False,
+        cache: bool = True,
     ) -> tuple[np.ndarray, State]:
         """PyTorch-style call: ``out, state = layer(x, state0, lengths)``."""
-        out = self.forward(x, state0=state0, lengths=lengths, mask=mask, training=training)
+        out = self.forward(x, state0=state0, lengths=lengths, mask=mask, training=training, cache=cache)
         return out, self.state
 
     def step(self, x_t: np.ndarray, state: State | None = None) -> tuple[np.ndarray, State]:

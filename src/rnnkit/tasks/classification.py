@@ -317,7 +317,7 @@ class TextClassifier:
         for start in range(0, len(ids), self.batch_size):
             chunk = order[start : start + self.batch_size]
             T = lengths[chunk].max()  # the chunk padded to its own longest text
-            out[chunk] = self.model_.forward(ids[chunk, :T], lengths=lengths[chunk])
+            out[chunk] = self.model_.forward(ids[chunk, :T], lengths=lengths[chunk], cache=False)
         return out
 
     def _tokenize(self, texts: list[str]) -> list[list[str]]:

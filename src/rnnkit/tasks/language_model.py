@@ -259,7 +259,7 @@ class LanguageModel:
         """Mean squared error and nearest-word accuracy over a stream, state carried across chunks."""
         states, sse, hits, count = None, 0.0, 0, 0
         for x, y in batcher:
-            out = self.model.forward(x, states=states)
+            out = self.model.forward(x, states=states, cache=False)
             states = self.model.final_states()
             sse += self._vector_loss(out, y)[0] * y.size
             hits += int((self._scores(out).argmax(axis=-1) == y).sum())
@@ -306,7 +306,7 @@ class LanguageModel:
                 ) -> Iterator[str]:
         """The generator behind :meth:`generate`: draw, yield, step the state."""
         if len(ids):
-            scores = self._scores(self.model.forward(ids[None], training=False)[0, -1])  # (V,) after the prime
+            scores = self._scores(self.model.forward(ids[None], cache=False)[0, -1])  # (V,) after the prime
             states = self.model.final_states()
         else:
             with np.errstate(divide="ignore"):

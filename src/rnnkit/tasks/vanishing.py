@@ -85,7 +85,7 @@ def train_one(cell: str, steps: int, *, config: dict[str, Any], seed: int, clip_
     data = np.random.default_rng([seed, steps, 0])  # the same batches for every cell and variant
     for _ in range(config["steps"]):
         trainer.step(*copy_batch(data, config["batch"], steps, K, config["noise"]))
-    accuracy = float(np.mean(model.forward(x_eval).argmax(axis=1) == y_eval))
+    accuracy = float(np.mean(model.forward(x_eval, cache=False).argmax(axis=1) == y_eval))
     reach_trained, flow_trained = reach(model, x_eval[:64], y_eval[:64])
     return {"accuracy": accuracy, "reach_init": reach_init, "reach_trained": reach_trained,
             "flow_init": flow_init, "flow_trained": flow_trained}

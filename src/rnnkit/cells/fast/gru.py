@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._common import check_h_backward, check_h_forward, check_h_step
+from .._common import check_h_backward, check_h_forward, check_h_step, inference_of
 from ..gru import (
     GRUConfig,
     State,
@@ -39,7 +39,7 @@ from ._blas import matmul, run_split
 from ._jit import dy_steps, jit, lengths_or_full, masked_state, sigmoid, tanh, weights_times_rows
 from ._kernel import no_panels, pack, times_packed
 
-__all__ = ["GRUConfig", "State", "advance", "backward", "forward", "init_params", "param_shapes", "step", "zero_state"]
+__all__ = ["GRUConfig", "State", "advance", "backward", "forward", "infer", "init_params", "param_shapes", "step", "zero_state"]
 
 
 @jit
@@ -282,6 +282,9 @@ def _run(p: dict[str, np.ndarray], cfg: GRUConfig, x: np.ndarray, h0: np.ndarray
     cache = {"x": x, "gates": gates, "hs": hs, "hn": hn, "lengths": lengths, "mask": mask,
              "masked": rec_mask is not None}
     return y, hs[T].copy(), cache
+
+
+infer = inference_of(forward)
 
 
 def backward(

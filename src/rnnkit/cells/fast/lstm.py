@@ -36,23 +36,32 @@ from ..lstm import (
     zero_state,
 )
 from ._blas import matmul, run_split
-from ._jit import dy_steps, jit, lengths_or_full, masked_state, sigmoid, tanh, weights_times_rows
+from ._jit import (
+    dy_steps,
+    jit,
+    lengths_or_full,
+    masked_state,
+    sigmoid,
+    tanh,
+    weights_times_rows,
+)
 from ._kernel import no_panels, pack, times_packed
 
-__all__ = ["LSTMConfig", "State", "advance", "backward", "forward", "init_params", "param_shapes", "step", "zero_state"]
+__all__ = ["LSTMConfig", "State", "advance", "backward", "forward", "infer", "init_params", "param_shapes", "step", "zero_state"]
 
 
 @jit
-def _cell_forward(b0, b1, t, lengths, a, rec, bias, c_prev, w_ci, w_cf, w_co, cell_clip, c_raw, c_out, tanh_c, m):
-    """Rows b0..b1 of step t: a = a_x + rec + bias (B, 4H) becomes [i, f, g, o] in place; c_raw, carried c, tanh(c), m (B, H)."""
+def _cell_forward(b0, b1, t, lengths, a, bias, c_prev, w_ci, w_cf, w_co, cell_clip, c_raw, c_out, tanh_c, m):
+    """Rows b0..b1 of step t: a = x_t W_ih^T + h̃_{t-1} W_hh^T, plus bias, (B, 4H) becomes [i, f, g, o] in place;
+    c_raw, carried c, tanh(c), m (B, H)."""
     H = c_prev.shape[1]
     for b in range(b0, b1):
         for j in range(H):
-            a[b, j] = sigmoid(a[b, j] + rec[b, j] + bias[j] + w_ci[j] * c_prev[b, j])
+            a[b, j] = sigmoid(a[b, j] + bias[j] + w_ci[j] * c_prev[b, j])
         for j in range(H):
-            a[b, H + j] = sigmoid(a[b, H + j] + rec[b, H + j] + bias[H + j] + w_cf[j] * c_prev[b, j])
+            a[b, H + j] = sigmoid(a[b, H + j] + bias[H + j] + w_cf[j] * c_prev[b, j])
         for j in range(H):
-            a[b, 2 * H + j] = tanh(a[b, 2 * H + j] + rec[b, 2 * H + j] + bias[2 * H + j])
+            a[b, 2 * H + j] = tanh(a[b, 2 * H + j] + bias[2 * H + j])
         for j in range(H):  # c_t = f ⊙ c_{t-1} + i ⊙ g
             c_raw[b, j] = a[b, H + j] * c_prev[b, j] + a[b, j] * a[b, 2 * H + j]
         if t < lengths[b]:
@@ -65,7 +74,7 @@ def _cell_forward(b0, b1, t, lengths, a, rec, bias, c_prev, w_ci, w_cf, w_co, ce
             tanh_c[b, j] = tanh(min(max(c_raw[b, j], -cell_clip), cell_clip))
         for j in range(H):  # o = σ(a_o + w_co ⊙ c_t)
             c = min(max(c_raw[b, j], -cell_clip), cell_clip)
-            a[b, 3 * H + j] = sigmoid(a[b, 3 * H + j] + rec[b, 3 * H + j] + bias[3 * H + j] + w_co[j] * c)
+            a[b, 3 * H + j] = sigmoid(a[b, 3 * H + j] + bias[3 * H + j] + w_co[j] * c)
         for j in range(H):
             m[b, j] = a[b, 3 * H + j] * tanh_c[b, j]  # m_t = o ⊙ tanh(c_t)
 
@@ -147,31 +156,34 @@ def _cell_backward(b0, b1, t, lengths, dm, dc, gates, c_prev, c_t, c_raw, w_ci, 
             dc[b, j] = dc[b, j] * gates[b, H + j] + da[b, j] * w_ci[j] + da[b, H + j] * w_cf[j]
 
 
-STEPWISE_PROJECTION_MAX_D = 16  # input sizes up to which x_t W_ih^T is computed inside the time loop
+STEPWISE_PROJECTION_MAX_D = 16  # input sizes up to which training computes x_t W_ih^T inside the time loop
 
 
 @jit
 def _forward_rows(b0, b1, x, P_ih, bias, P_hh, P_hr, rec_mask, masked, lengths, w_ci, w_cf, w_co,
-                  cell_clip, proj_clip, gates, hs, cs, c_raw, h_raw, tanh_c, m, y, rec, h_in):
+                  cell_clip, proj_clip, gates, hs, cs, c_raw, h_raw, tanh_c, m, y, h_in):
     """The forward time loop over rows b0..b1 (see the module docstring).
 
-    ``P_ih``, W_ih^T packed, has no panel when ``gates`` already hold the input projection x_t W_ih^T,
-    otherwise it is done here step by step (few input features; ``gates`` start empty); the kernel adds
-    ``bias``. ``P_hh``, ``P_hr``: W_hh^T and W_hr^T packed (``P_hr`` has no panel without projection, and ``m`` is
-    ``h_raw`` itself); ``c_raw``, ``h_raw`` have one step only when no clip needs them kept.
+    ``gates`` hold step t at ``gates[t % len(gates)]``, and so do ``hs``, ``cs`` (h_t, c_t), ``c_raw``,
+    ``h_raw`` and ``m``: a training forward keeps every step for the backward (T, or T + 1 states), an
+    inference forward one step (two states, alternating), and ``c_raw``, ``h_raw`` have one step unless
+    a clip needs them kept. ``P_ih``, W_ih^T packed, has no panel when ``gates`` already hold the input
+    projection x_t W_ih^T (one GEMM before the loop), otherwise it is done here step by step; the
+    recurrent product is added onto it. ``P_hh``, ``P_hr``: W_hh^T and W_hr^T packed (``P_hr`` has no
+    panel without projection, and ``m`` is ``h_raw`` itself).
     """
-    T = gates.shape[0]
+    T = y.shape[0]
     for t in range(T):
+        a, h, c = gates[t % len(gates)], hs[t % len(hs)], cs[t % len(cs)]
         if P_ih.shape[0] > 0:
-            times_packed(b0, b1, x[t], P_ih, gates[t], 0.0)
-        h_prev = masked_state(b0, b1, hs[t], masked, rec_mask, h_in)  # h̃_{t-1}
-        times_packed(b0, b1, h_prev, P_hh, rec, 0.0)
-        h_raw_t, c_raw_t, m_t = h_raw[min(t, len(h_raw) - 1)], c_raw[min(t, len(c_raw) - 1)], m[min(t, len(m) - 1)]
-        _cell_forward(b0, b1, t, lengths, gates[t], rec, bias, cs[t], w_ci, w_cf, w_co, cell_clip, c_raw_t, cs[t + 1],
+            times_packed(b0, b1, x[t], P_ih, a, 0.0)
+        times_packed(b0, b1, masked_state(b0, b1, h, masked, rec_mask, h_in), P_hh, a, 1.0)  # + h̃_{t-1} W_hh^T
+        h_raw_t, c_raw_t, m_t = h_raw[t % len(h_raw)], c_raw[t % len(c_raw)], m[t % len(m)]
+        _cell_forward(b0, b1, t, lengths, a, bias, c, w_ci, w_cf, w_co, cell_clip, c_raw_t, cs[(t + 1) % len(cs)],
                       tanh_c[0], m_t)
         if P_hr.shape[0] > 0:
             times_packed(b0, b1, m_t, P_hr, h_raw_t, 0.0)
-        _emit(b0, b1, t, lengths, h_raw_t, proj_clip, hs[t], hs[t + 1], y[t])
+        _emit(b0, b1, t, lengths, h_raw_t, proj_clip, h, hs[(t + 1) % len(hs)], y[t])
 
 
 @jit
@@ -229,7 +241,7 @@ def _step(x_t, h_prev, c_prev, W_ih, W_hh, W_hr, b_ih, b_hh, forget_bias, w_ci, 
     weights_times_rows(W_ih, x_t, a.T)
     weights_times_rows(W_hh, h_prev, a.T)
     always = np.ones(B, np.int64)  # t = 0 < 1: every row is valid
-    _cell_forward(0, B, 0, always, a, np.zeros_like(a), bias, c_prev, w_ci, w_cf, w_co, cell_clip, c_raw, c, tanh_c, m)
+    _cell_forward(0, B, 0, always, a, bias, c_prev, w_ci, w_cf, w_co, cell_clip, c_raw, c, tanh_c, m)
     h_raw = m
     if W_hr.shape[0] > 0:  # the projection
         h_raw = np.zeros(h.shape, h.dtype)
@@ -275,37 +287,62 @@ def forward(
     h0, c0 = _check_state(state0, B, cfg, x.dtype, "state0")
     if rec_mask is not None:
         rec_mask = check_float_array(rec_mask, "rec_mask", shape=(B, cfg.output_size), dtype=x.dtype)
-    return _run(p, cfg, np.ascontiguousarray(x), h0, c0, lengths_or_full(lengths, B, T), rec_mask)
+    return _run(p, cfg, np.ascontiguousarray(x), h0, c0, lengths_or_full(lengths, B, T), rec_mask, keep=True)
+
+
+def infer(
+    p: dict[str, np.ndarray],
+    cfg: LSTMConfig,
+    x: np.ndarray,
+    state0: State | None = None,
+    lengths: np.ndarray | None = None,
+) -> tuple[np.ndarray, State]:
+    """``forward`` keeping nothing for a backward: ``(y (T, B, R), (h_T, c_T))`` (see the reference).
+
+    The time loop keeps one step of gates and two of the state instead of all T, and projects the
+    input step by step: its arrays stay in the cache, and nothing (T, B, 4H) is written.
+    """
+    p = _check_params(p, cfg)
+    x = check_sequence(x, cfg.input_size, p["W_ih"].dtype)
+    T, B, _ = x.shape
+    h0, c0 = _check_state(state0, B, cfg, x.dtype, "state0")
+    y, state, _ = _run(p, cfg, np.ascontiguousarray(x), h0, c0, lengths_or_full(lengths, B, T), None, keep=False)
+    return y, state
 
 
 def _run(p: dict[str, np.ndarray], cfg: LSTMConfig, x: np.ndarray, h0: np.ndarray, c0: np.ndarray,
-         lengths: np.ndarray, rec_mask: np.ndarray | None) -> tuple[np.ndarray, State, dict]:
-    """The forward of checked inputs: the input projection, then the time loops over row blocks."""
+         lengths: np.ndarray, rec_mask: np.ndarray | None, keep: bool) -> tuple[np.ndarray, State, dict]:
+    """The forward of checked inputs: the input projection, then the time loops over row blocks;
+    ``keep``: keep every step for the backward (the cache), else one step (the cache is None)."""
     T, B, D = x.shape
     H, P, R, dtype = cfg.hidden_size, cfg.proj_size, cfg.output_size, x.dtype
     b = p["b_ih"] + p["b_hh"]
     b[H:2 * H] += cfg.forget_bias  # TF1: a constant on the forget pre-activation
-    if D <= STEPWISE_PROJECTION_MAX_D:  # few input features: projected step by step inside the loop
-        P_ih, gates = pack(p["W_ih"], True), np.empty((T, B, 4 * H), dtype)
+    steps = T if keep else 1  # steps of the per-step arrays held at once
+    if D <= STEPWISE_PROJECTION_MAX_D or not keep:  # projected step by step inside the loop
+        P_ih, gates = pack(p["W_ih"], True), np.empty((steps, B, 4 * H), dtype)
     else:  # (T, B, 4H): x_t W_ih^T from one GEMM, then i, f, g, o in place
         P_ih, gates = no_panels(D, dtype), matmul(x.reshape(T * B, D), p["W_ih"], trans_b=True).reshape(T, B, 4 * H)
-    hs, cs = np.empty((T + 1, B, R), dtype), np.empty((T + 1, B, H), dtype)  # carried h_0..h_T, c_0..c_T
+    hs, cs = np.empty((steps + 1, B, R), dtype), np.empty((steps + 1, B, H), dtype)  # carried h_0..h_T, c_0..c_T
     hs[0], cs[0] = h0, c0
     # c_t before its clip and the step's h before its clip: kept for every step only when a clip needs them
-    c_raw = np.empty((T if cfg.cell_clip is not None else 1, B, H), dtype)
-    h_raw = np.empty((T if cfg.proj_clip is not None else 1, B, R), dtype)
+    c_raw = np.empty((steps if cfg.cell_clip is not None else 1, B, H), dtype)
+    h_raw = np.empty((steps if cfg.proj_clip is not None else 1, B, R), dtype)
     tanh_c, y = np.empty((1, B, H), dtype), np.empty((T, B, R), dtype)  # tanh(c_t): the backward computes it again
-    m = np.empty((T, B, H), dtype) if P else h_raw  # o ⊙ tanh(c), the projection's input
+    m = np.empty((steps, B, H), dtype) if P else h_raw  # o ⊙ tanh(c), the projection's input
     mask = np.ones((B, R), dtype) if rec_mask is None else np.ascontiguousarray(rec_mask)
     macs = T * B * (4 * H * (R + D * (len(P_ih) > 0)) + P * H)  # the products of all steps
     run_split(_forward_rows, B, x, P_ih, b, pack(p["W_hh"], True), _packed_projection(p, cfg, True), mask,
               rec_mask is not None, lengths, *_options(p, cfg), gates, hs, cs, c_raw, h_raw, tanh_c, m, y,
-              np.empty((B, 4 * H), dtype), np.empty((B, R), dtype), macs=macs)
+              np.empty((B, R), dtype), macs=macs)
+    state = (hs[T % len(hs)].copy(), cs[T % len(cs)].copy())
+    if not keep:
+        return y, state, None
     cache = {"x": x, "gates": gates, "hs": hs, "cs": cs, "m": m if P else None, "lengths": lengths,
              "mask": mask, "masked": rec_mask is not None,
              "c_raw": c_raw if cfg.cell_clip is not None else cs[1:],  # without a clip any c passes
              "h_raw": h_raw if cfg.proj_clip is not None else hs[1:]}
-    return y, (hs[T].copy(), cs[T].copy()), cache
+    return y, state, cache
 
 
 def backward(

@@ -27,13 +27,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._common import check_h_backward, check_h_forward, check_h_step
+from .._common import check_h_backward, check_h_forward, check_h_step, inference_of
 from ..rnn import RNNConfig, State, init_params, param_shapes, zero_state
 from ._blas import matmul, run_split
 from ._jit import dy_steps, jit, lengths_or_full, masked_state, sigmoid, tanh, weights_times_rows
 from ._kernel import no_panels, pack, times_packed
 
-__all__ = ["RNNConfig", "State", "advance", "backward", "forward", "init_params", "param_shapes", "step", "zero_state"]
+__all__ = ["RNNConfig", "State", "advance", "backward", "forward", "infer", "init_params", "param_shapes", "step", "zero_state"]
 
 _CODES = {"tanh": 0, "sigmoid": 1, "relu": 2, "linear": 3}
 STEPWISE_PROJECTION_MAX_D = 2  # input sizes up to which x_t W_ih^T is computed inside the time loop:
@@ -189,6 +189,9 @@ def forward(
               rec_mask is not None, lengths, a, hs, np.empty((B, H), dtype), macs=T * B * H * (H + D * (len(P_ih) > 0)))
     cache = {"x": x, "hs": hs, "lengths": lengths, "rec_mask": rec_mask}
     return a, hs[T].copy(), cache
+
+
+infer = inference_of(forward)
 
 
 def backward(
