@@ -138,11 +138,13 @@ def test_lstm_parity(options, masked, dtype, loop_path):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("input_size", [1, 17])
+@pytest.mark.parametrize("input_size", [1, 8, 17])
 @pytest.mark.parametrize("mod, cfg", [(rnn, {}), (gru, {"reset_after": False}), (lstm, LSTM_OPTIONS["everything"])])
 def test_parity_input_sizes(mod, cfg, input_size, dtype, loop_path):
-    """One feature (a (1, G·H) weight, whose row stride NumPy may set to anything, and OpenBLAS's weak spot)
-    and 17 (above the LSTM's STEPWISE_PROJECTION_MAX_D: x_t W_ih^T as one GEMM before the loop)."""
+    """One feature (a (1, G·H) weight, whose row stride NumPy may set to anything, and OpenBLAS's weak spot),
+    8 and 17: the fast LSTM's three ways to a step's products (one on [x_t, h̃_{t-1}] up to JOINED_INPUT_MAX_D
+    features, two per step up to STEPWISE_PROJECTION_MAX_D, and above it x_t W_ih^T as one GEMM before the
+    loop in training)."""
     config = {rnn: rnn.RNNConfig, gru: gru.GRUConfig, lstm: lstm.LSTMConfig}[mod]
     _assert_parity(mod, config(input_size, 5, **cfg), dtype, np.random.default_rng(3), masked=True)
 

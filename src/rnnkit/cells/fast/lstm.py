@@ -5,14 +5,17 @@ batch-major like the reference's inputs and outputs (``a_t (B, 4H)``, ``h_t (B, 
 so nothing is transposed. The whole time loop is one compiled function; its per-step products
 multiply by weights packed once per call (``_kernel.pack``, ``_kernel.times_packed``)::
 
-    forward:  a_t = a_x + h̃_{t-1} W_hh^T -> _cell_forward: i, f, g, o, c_t, tanh(c_t), m_t
+    forward:  a_t = x_t W_ih^T + h̃_{t-1} W_hh^T -> _cell_forward: i, f, g, o, c_t, tanh(c_t), m_t
               [h_raw = m_t W_hr^T] -> _emit: clip, length blend, y_t
     backward: _dh_new: dL/dh_raw -> [dm = dh_raw W_hr] -> _cell_backward: da_t, dc_{t-1}
               -> rec = da_t W_hh
 
 Rows of a batch never meet inside the loop, so ``_blas.run_split`` runs one loop per block of rows,
-one block per BLAS thread, in parallel. The input projection (forward) and the weight gradients
-and ``dx`` (after the backward loop) are single large GEMMs over all T·B rows (``_blas.matmul``).
+one block per BLAS thread, in parallel. A training forward with many input features computes the
+input projection x W_ih^T as one large GEMM over all T·B rows before the loop; otherwise (few
+features, or ``infer``) it is a product per step inside the loop. The weight gradients and ``dx``
+(after the backward loop) are single large GEMMs over all T·B rows (``_blas.matmul``). ``infer``
+keeps one step of the gates and two of the state (alternating) instead of all of them.
 
 Each kernel loop writes one array (LLVM then vectorises it along the units). Options that are off
 become neutral values (peepholes 0, clips ±inf, rec_mask 1, lengths T), so each kernel is compiled
@@ -156,28 +159,56 @@ def _cell_backward(b0, b1, t, lengths, dm, dc, gates, c_prev, c_t, c_raw, w_ci, 
             dc[b, j] = dc[b, j] * gates[b, H + j] + da[b, j] * w_ci[j] + da[b, H + j] * w_cf[j]
 
 
+JOINED_INPUT_MAX_D = 4  # input sizes up to which a step's products are one, on [x_t, h̃_{t-1}]
 STEPWISE_PROJECTION_MAX_D = 16  # input sizes up to which training computes x_t W_ih^T inside the time loop
 
 
 @jit
-def _forward_rows(b0, b1, x, P_ih, bias, P_hh, P_hr, rec_mask, masked, lengths, w_ci, w_cf, w_co,
-                  cell_clip, proj_clip, gates, hs, cs, c_raw, h_raw, tanh_c, m, y, h_in):
+def _joined_input(b0, b1, x_t, h_prev, masked, rec_mask, xh):
+    """Rows b0..b1 of [x_t, h̃_{t-1}] (B, D + R) into ``xh``, h̃_{t-1} = h_{t-1} ⊙ rec_mask when ``masked``."""
+    D, R = x_t.shape[1], h_prev.shape[1]
+    for b in range(b0, b1):
+        for k in range(D):
+            xh[b, k] = x_t[b, k]
+        if masked:
+            for j in range(R):
+                xh[b, D + j] = h_prev[b, j] * rec_mask[b, j]
+        else:
+            for j in range(R):
+                xh[b, D + j] = h_prev[b, j]
+
+
+@jit
+def _forward_rows(b0, b1, x, P_xh, P_ih, bias, P_hh, P_hr, rec_mask, masked, lengths, w_ci, w_cf, w_co,
+                  cell_clip, proj_clip, gates, hs, cs, c_raw, h_raw, tanh_c, m, y, xh):
     """The forward time loop over rows b0..b1 (see the module docstring).
+
+    A step's pre-activations x_t W_ih^T + h̃_{t-1} W_hh^T come from one of three sources, by the packed
+    weights that have panels (the others have none):
+
+    - ``P_xh``, [W_ih, W_hh]^T packed (few input features): one product on [x_t, h̃_{t-1}], joined in
+      the scratch ``xh (B, D + R)``;
+    - ``P_ih`` and ``P_hh``, W_ih^T and W_hh^T packed (inference, or few input features): two products, the
+      second added on;
+    - ``P_hh`` alone (training): ``gates`` already hold x_t W_ih^T (one GEMM before the loop), and
+      h̃_{t-1} W_hh^T (h̃ in the scratch ``xh (B, R)``) is added on.
 
     ``gates`` hold step t at ``gates[t % len(gates)]``, and so do ``hs``, ``cs`` (h_t, c_t), ``c_raw``,
     ``h_raw`` and ``m``: a training forward keeps every step for the backward (T, or T + 1 states), an
     inference forward one step (two states, alternating), and ``c_raw``, ``h_raw`` have one step unless
-    a clip needs them kept. ``P_ih``, W_ih^T packed, has no panel when ``gates`` already hold the input
-    projection x_t W_ih^T (one GEMM before the loop), otherwise it is done here step by step; the
-    recurrent product is added onto it. ``P_hh``, ``P_hr``: W_hh^T and W_hr^T packed (``P_hr`` has no
-    panel without projection, and ``m`` is ``h_raw`` itself).
+    a clip needs them kept. The cell adds ``bias``. ``P_hr``, W_hr^T packed, has no panel without
+    projection (and ``m`` is ``h_raw`` itself).
     """
     T = y.shape[0]
     for t in range(T):
         a, h, c = gates[t % len(gates)], hs[t % len(hs)], cs[t % len(cs)]
-        if P_ih.shape[0] > 0:
-            times_packed(b0, b1, x[t], P_ih, a, 0.0)
-        times_packed(b0, b1, masked_state(b0, b1, h, masked, rec_mask, h_in), P_hh, a, 1.0)  # + h̃_{t-1} W_hh^T
+        if P_xh.shape[0] > 0:
+            _joined_input(b0, b1, x[t], h, masked, rec_mask, xh)
+            times_packed(b0, b1, xh, P_xh, a, 0.0)
+        else:
+            if P_ih.shape[0] > 0:
+                times_packed(b0, b1, x[t], P_ih, a, 0.0)
+            times_packed(b0, b1, masked_state(b0, b1, h, masked, rec_mask, xh), P_hh, a, 1.0)  # + h̃_{t-1} W_hh^T
         h_raw_t, c_raw_t, m_t = h_raw[t % len(h_raw)], c_raw[t % len(c_raw)], m[t % len(m)]
         _cell_forward(b0, b1, t, lengths, a, bias, c, w_ci, w_cf, w_co, cell_clip, c_raw_t, cs[(t + 1) % len(cs)],
                       tanh_c[0], m_t)
@@ -319,10 +350,16 @@ def _run(p: dict[str, np.ndarray], cfg: LSTMConfig, x: np.ndarray, h0: np.ndarra
     b = p["b_ih"] + p["b_hh"]
     b[H:2 * H] += cfg.forget_bias  # TF1: a constant on the forget pre-activation
     steps = T if keep else 1  # steps of the per-step arrays held at once
-    if D <= STEPWISE_PROJECTION_MAX_D or not keep:  # projected step by step inside the loop
-        P_ih, gates = pack(p["W_ih"], True), np.empty((steps, B, 4 * H), dtype)
+    W_ih, W_hh = p["W_ih"], p["W_hh"]
+    if D <= JOINED_INPUT_MAX_D:  # one product per step on [x_t, h̃_{t-1}]
+        P_xh, P_ih, P_hh = pack(np.concatenate([W_ih, W_hh], axis=1), True), no_panels(D, dtype), no_panels(R, dtype)
+        gates, xh = np.empty((steps, B, 4 * H), dtype), np.empty((B, D + R), dtype)
+    elif D <= STEPWISE_PROJECTION_MAX_D or not keep:  # two products per step
+        P_xh, P_ih, P_hh = no_panels(D + R, dtype), pack(W_ih, True), pack(W_hh, True)
+        gates, xh = np.empty((steps, B, 4 * H), dtype), np.empty((B, R), dtype)
     else:  # (T, B, 4H): x_t W_ih^T from one GEMM, then i, f, g, o in place
-        P_ih, gates = no_panels(D, dtype), matmul(x.reshape(T * B, D), p["W_ih"], trans_b=True).reshape(T, B, 4 * H)
+        P_xh, P_ih, P_hh = no_panels(D + R, dtype), no_panels(D, dtype), pack(W_hh, True)
+        gates, xh = matmul(x.reshape(T * B, D), W_ih, trans_b=True).reshape(T, B, 4 * H), np.empty((B, R), dtype)
     hs, cs = np.empty((steps + 1, B, R), dtype), np.empty((steps + 1, B, H), dtype)  # carried h_0..h_T, c_0..c_T
     hs[0], cs[0] = h0, c0
     # c_t before its clip and the step's h before its clip: kept for every step only when a clip needs them
@@ -331,10 +368,9 @@ def _run(p: dict[str, np.ndarray], cfg: LSTMConfig, x: np.ndarray, h0: np.ndarra
     tanh_c, y = np.empty((1, B, H), dtype), np.empty((T, B, R), dtype)  # tanh(c_t): the backward computes it again
     m = np.empty((steps, B, H), dtype) if P else h_raw  # o ⊙ tanh(c), the projection's input
     mask = np.ones((B, R), dtype) if rec_mask is None else np.ascontiguousarray(rec_mask)
-    macs = T * B * (4 * H * (R + D * (len(P_ih) > 0)) + P * H)  # the products of all steps
-    run_split(_forward_rows, B, x, P_ih, b, pack(p["W_hh"], True), _packed_projection(p, cfg, True), mask,
-              rec_mask is not None, lengths, *_options(p, cfg), gates, hs, cs, c_raw, h_raw, tanh_c, m, y,
-              np.empty((B, R), dtype), macs=macs)
+    macs = T * B * (4 * H * (R + D * (len(P_ih) + len(P_xh) > 0)) + P * H)  # the products of all steps
+    run_split(_forward_rows, B, x, P_xh, P_ih, b, P_hh, _packed_projection(p, cfg, True), mask, rec_mask is not None,
+              lengths, *_options(p, cfg), gates, hs, cs, c_raw, h_raw, tanh_c, m, y, xh, macs=macs)
     state = (hs[T % len(hs)].copy(), cs[T % len(cs)].copy())
     if not keep:
         return y, state, None
