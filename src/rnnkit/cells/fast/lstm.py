@@ -312,13 +312,7 @@ def forward(
     rec_mask: np.ndarray | None = None,
 ) -> tuple[np.ndarray, State, dict]:
     """Run the cell over ``x (T, B, D)``; return ``(y (T, B, R), (h_T, c_T), cache)`` (see the reference)."""
-    p = _check_params(p, cfg)
-    x = check_sequence(x, cfg.input_size, p["W_ih"].dtype)
-    T, B, _ = x.shape
-    h0, c0 = _check_state(state0, B, cfg, x.dtype, "state0")
-    if rec_mask is not None:
-        rec_mask = check_float_array(rec_mask, "rec_mask", shape=(B, cfg.output_size), dtype=x.dtype)
-    return _run(p, cfg, np.ascontiguousarray(x), h0, c0, lengths_or_full(lengths, B, T), rec_mask, keep=True)
+    return _checked_run(p, cfg, x, state0, lengths, rec_mask, keep=True)
 
 
 def infer(
@@ -333,12 +327,20 @@ def infer(
     The time loop keeps one step of gates and two of the state instead of all T, and projects the
     input step by step: its arrays stay in the cache, and nothing (T, B, 4H) is written.
     """
+    y, state, _ = _checked_run(p, cfg, x, state0, lengths, None, keep=False)
+    return y, state
+
+
+def _checked_run(p: dict[str, np.ndarray], cfg: LSTMConfig, x: np.ndarray, state0: State | None,
+                 lengths: np.ndarray | None, rec_mask: np.ndarray | None, keep: bool) -> tuple[np.ndarray, State, dict]:
+    """``_run`` after the reference's checks of every argument."""
     p = _check_params(p, cfg)
     x = check_sequence(x, cfg.input_size, p["W_ih"].dtype)
     T, B, _ = x.shape
     h0, c0 = _check_state(state0, B, cfg, x.dtype, "state0")
-    y, state, _ = _run(p, cfg, np.ascontiguousarray(x), h0, c0, lengths_or_full(lengths, B, T), None, keep=False)
-    return y, state
+    if rec_mask is not None:
+        rec_mask = check_float_array(rec_mask, "rec_mask", shape=(B, cfg.output_size), dtype=x.dtype)
+    return _run(p, cfg, np.ascontiguousarray(x), h0, c0, lengths_or_full(lengths, B, T), rec_mask, keep)
 
 
 def _run(p: dict[str, np.ndarray], cfg: LSTMConfig, x: np.ndarray, h0: np.ndarray, c0: np.ndarray,
