@@ -93,9 +93,8 @@ def uniform_params(shapes: dict[str, tuple[int, ...]], hidden_size: int, rng: np
 def inference_of(forward: Callable) -> Callable:
     """``infer(p, cfg, x, state0=None, lengths=None) -> (y, state_T)``: ``forward`` for inference, its cache dropped.
 
-    Every cell module has an ``infer``; this one serves the modules whose forward has nothing an
-    inference pass could leave out cheaply (the NumPy reference cells, the fast RNN and GRU), while
-    the fast LSTM's keeps one step of its arrays instead of all of them.
+    Every cell module has an ``infer``; this one serves the NumPy reference cells (readable, not fast),
+    while the fast cells' own ``infer`` keep one step of their arrays instead of all of them.
     """
 
     def infer(p: dict[str, np.ndarray], cfg, x: np.ndarray, state0=None, lengths: np.ndarray | None = None):

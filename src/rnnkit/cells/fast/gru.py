@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._common import check_h_backward, check_h_forward, check_h_step, inference_of
+from .._common import check_h_backward, check_h_forward, check_h_step
 from ..gru import (
     GRUConfig,
     State,
@@ -152,17 +152,19 @@ def _forward_rows(b0, b1, reset_after, x, P_ih, bias, b_hn, P_hx, P_hn, rec_mask
     """The forward time loop over rows b0..b1 (see the module docstring).
 
     ``P_ih``, W_ih^T packed, has no panel when ``gates`` already hold the input projection x_t W_ih^T,
-    otherwise it is done here step by step (few input features; ``gates`` start empty). ``P_hx``: W_h{r,z,n}^T
-    (H, 3H) with reset_after, W_h{r,z}^T (H, 2H) with reset_before, packed; ``P_hn``: W_hn^T packed (used
-    with reset_before); ``hn`` has one step only without reset_after (unused there).
+    otherwise it is done here step by step (few input features, or inference; ``gates`` start empty).
+    ``P_hx``: W_h{r,z,n}^T (H, 3H) with reset_after, W_h{r,z}^T (H, 2H) with reset_before, packed;
+    ``P_hn``: W_hn^T packed (used with reset_before). ``gates``, ``hs`` (h_t) and ``hn`` hold step t at
+    ``[t % len]``: a training forward keeps every step for the backward, an inference forward one
+    (two states, alternating); ``hn`` has one step only without reset_after (unused there).
     """
-    T = gates.shape[0]
+    T = y.shape[0]
     H = hs.shape[2]
     for t in range(T):
-        a = gates[t]
+        a, h = gates[t % len(gates)], hs[t % len(hs)]
         if P_ih.shape[0] > 0:
             times_packed(b0, b1, x[t], P_ih, a, 0.0)
-        h_m = masked_state(b0, b1, hs[t], masked, rec_mask, h_in)  # h̃_{t-1}
+        h_m = masked_state(b0, b1, h, masked, rec_mask, h_in)  # h̃_{t-1}
         times_packed(b0, b1, h_m, P_hx, rec, 0.0)
         _rz(b0, b1, a, rec, bias)
         if not reset_after:
@@ -171,7 +173,7 @@ def _forward_rows(b0, b1, reset_after, x, P_ih, bias, b_hn, P_hx, P_hn, rec_mask
                     rh[b, j] = a[b, j] * h_m[b, j]  # r ⊙ h̃
             times_packed(b0, b1, rh, P_hn, rec_n, 0.0)
         _candidate(b0, b1, t, lengths, reset_after, a, rec if reset_after else rec_n, 2 * H if reset_after else 0,
-                   bias, b_hn, hs[t], hn[min(t, len(hn) - 1)], hs[t + 1], y[t])
+                   bias, b_hn, h, hn[t % len(hn)], hs[(t + 1) % len(hs)], y[t])
 
 
 @jit
@@ -255,23 +257,40 @@ def forward(
     """Run the cell over ``x (T, B, D)``; return ``(y (T, B, H), h_T (B, H), cache)`` (see the reference)."""
     x, h0, rec_mask = check_h_forward(p, cfg, x, state0, rec_mask)
     T, B, _ = x.shape
-    return _run(p, cfg, np.ascontiguousarray(x), h0, lengths_or_full(lengths, B, T), rec_mask)
+    return _run(p, cfg, np.ascontiguousarray(x), h0, lengths_or_full(lengths, B, T), rec_mask, keep=True)
+
+
+def infer(
+    p: dict[str, np.ndarray],
+    cfg: GRUConfig,
+    x: np.ndarray,
+    state0: State | None = None,
+    lengths: np.ndarray | None = None,
+) -> tuple[np.ndarray, State]:
+    """``forward`` keeping nothing for a backward: ``(y (T, B, H), h_T)``; the loop keeps one step of its
+    arrays (two of the state) and projects the input step by step."""
+    x, h0, _ = check_h_forward(p, cfg, x, state0, None)
+    T, B, _ = x.shape
+    y, h, _ = _run(p, cfg, np.ascontiguousarray(x), h0, lengths_or_full(lengths, B, T), None, keep=False)
+    return y, h
 
 
 def _run(p: dict[str, np.ndarray], cfg: GRUConfig, x: np.ndarray, h0: np.ndarray, lengths: np.ndarray,
-         rec_mask: np.ndarray | None) -> tuple[np.ndarray, State, dict]:
-    """The forward of checked inputs: the input projection, then the time loops over row blocks."""
+         rec_mask: np.ndarray | None, keep: bool) -> tuple[np.ndarray, State, dict]:
+    """The forward of checked inputs: the input projection, then the time loops over row blocks;
+    ``keep``: keep every step for the backward (the cache), else one step (the cache is None)."""
     T, B, D = x.shape
     H, dtype = cfg.hidden_size, x.dtype
     G = 3 if cfg.reset_after else 2  # the blocks of W_hh that multiply h̃ directly
-    if D <= STEPWISE_PROJECTION_MAX_D:  # few input features: projected step by step inside the loop
-        P_ih, gates = pack(p["W_ih"], True), np.empty((T, B, 3 * H), dtype)
+    steps = T if keep else 1  # steps of the per-step arrays held at once
+    if D <= STEPWISE_PROJECTION_MAX_D or not keep:  # projected step by step inside the loop
+        P_ih, gates = pack(p["W_ih"], True), np.empty((steps, B, 3 * H), dtype)
     else:  # (T, B, 3H): x_t W_ih^T from one GEMM, then r, z, n in place
         P_ih = no_panels(D, dtype)
         gates = matmul(x.reshape(T * B, D), p["W_ih"], trans_b=True).reshape(T, B, 3 * H)
-    hs = np.empty((T + 1, B, H), dtype)  # carried h_0 .. h_T
+    hs = np.empty((steps + 1, B, H), dtype)  # carried h_0 .. h_T
     hs[0] = h0
-    hn = np.empty((T if cfg.reset_after else 1, B, H), dtype)  # h̃ W_hn^T + b_hn, kept for backward (reset_after)
+    hn = np.empty((steps if cfg.reset_after else 1, B, H), dtype)  # h̃ W_hn^T + b_hn, kept for backward (reset_after)
     y = np.empty((T, B, H), dtype)
     mask = np.ones((B, H), dtype) if rec_mask is None else np.ascontiguousarray(rec_mask)
     bias, b_hn = _biases(cfg.reset_after, p["b_ih"], p["b_hh"])
@@ -279,12 +298,12 @@ def _run(p: dict[str, np.ndarray], cfg: GRUConfig, x: np.ndarray, h0: np.ndarray
               rec_mask is not None, lengths, gates, hs, hn, y, np.empty((B, G * H), dtype),
               *(np.empty((B, H), dtype) for _ in range(3)),  # rec, rec_n, h_in, rh
               macs=T * B * 3 * H * (H + D * (len(P_ih) > 0)))
+    h_T = hs[T % len(hs)].copy()
+    if not keep:
+        return y, h_T, None
     cache = {"x": x, "gates": gates, "hs": hs, "hn": hn, "lengths": lengths, "mask": mask,
              "masked": rec_mask is not None}
-    return y, hs[T].copy(), cache
-
-
-infer = inference_of(forward)
+    return y, h_T, cache
 
 
 def backward(

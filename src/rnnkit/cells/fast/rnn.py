@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._common import check_h_backward, check_h_forward, check_h_step, inference_of
+from .._common import check_h_backward, check_h_forward, check_h_step
 from ..rnn import RNNConfig, State, init_params, param_shapes, zero_state
 from ._blas import matmul, run_split
 from ._jit import dy_steps, jit, lengths_or_full, masked_state, sigmoid, tanh, weights_times_rows
@@ -109,15 +109,17 @@ def _forward_rows(b0, b1, code, x, P_ih, bias, P_hh, rec_mask, masked, lengths, 
 
     ``a (T, B, H)`` holds the input projection x_t W_ih^T when ``P_ih`` (W_ih^T packed) has no panel,
     otherwise it starts empty and x_t W_ih^T is done here step by step; it leaves holding y. ``P_hh``:
-    W_hh^T packed.
+    W_hh^T packed. ``hs`` holds h_t at ``hs[t % len(hs)]``: every state for a training forward's
+    backward, two (alternating) in inference.
     """
     T = a.shape[0]
     for t in range(T):
-        h_prev = masked_state(b0, b1, hs[t], masked, rec_mask, h_in)  # h̃_{t-1}
+        h = hs[t % len(hs)]
+        h_prev = masked_state(b0, b1, h, masked, rec_mask, h_in)  # h̃_{t-1}
         if P_ih.shape[0] > 0:  # few input features (OpenBLAS is slow at inner dimension 1)
             times_packed(b0, b1, x[t], P_ih, a[t], 0.0)
         times_packed(b0, b1, h_prev, P_hh, a[t], 1.0)
-        _cell_forward(b0, b1, t, lengths, code, bias, a[t], hs[t], hs[t + 1])
+        _cell_forward(b0, b1, t, lengths, code, bias, a[t], h, hs[(t + 1) % len(hs)])
 
 
 @jit
@@ -173,6 +175,26 @@ def forward(
 ) -> tuple[np.ndarray, State, dict]:
     """Run the cell over ``x (T, B, D)``; return ``(y (T, B, H), h_T (B, H), cache)`` (see the reference)."""
     x, h0, rec_mask = check_h_forward(p, cfg, x, state0, rec_mask)
+    return _run(p, cfg, x, h0, lengths, rec_mask, keep=True)
+
+
+def infer(
+    p: dict[str, np.ndarray],
+    cfg: RNNConfig,
+    x: np.ndarray,
+    state0: State | None = None,
+    lengths: np.ndarray | None = None,
+) -> tuple[np.ndarray, State]:
+    """``forward`` keeping nothing for a backward: ``(y (T, B, H), h_T)``; the loop keeps two states, not T + 1."""
+    x, h0, _ = check_h_forward(p, cfg, x, state0, None)
+    y, h, _ = _run(p, cfg, x, h0, lengths, None, keep=False)
+    return y, h
+
+
+def _run(p: dict[str, np.ndarray], cfg: RNNConfig, x: np.ndarray, h0: np.ndarray, lengths: np.ndarray | None,
+         rec_mask: np.ndarray | None, keep: bool) -> tuple[np.ndarray, State, dict]:
+    """The forward of checked ``x``, ``h0``, ``rec_mask``; ``keep``: keep every state for the backward (the
+    cache), else two (the cache is None)."""
     T, B, D = x.shape
     H, dtype = cfg.hidden_size, x.dtype
     lengths = lengths_or_full(lengths, B, T)
@@ -182,16 +204,16 @@ def forward(
         P_ih, a = pack(p["W_ih"], True), np.empty((T, B, H), dtype)
     else:  # (T, B, H): x_t W_ih^T from one GEMM; the loop adds the rest and leaves y in place
         P_ih, a = no_panels(D, dtype), matmul(x.reshape(T * B, D), p["W_ih"], trans_b=True).reshape(T, B, H)
-    hs = np.empty((T + 1, B, H), dtype)  # carried h_0 .. h_T
+    hs = np.empty((T + 1 if keep else 2, B, H), dtype)  # carried h_0 .. h_T
     hs[0] = h0
     mask = np.ones((B, H), dtype) if rec_mask is None else np.ascontiguousarray(rec_mask)
     run_split(_forward_rows, B, _CODES[cfg.activation], x, P_ih, p["b_ih"] + p["b_hh"], pack(p["W_hh"], True), mask,
               rec_mask is not None, lengths, a, hs, np.empty((B, H), dtype), macs=T * B * H * (H + D * (len(P_ih) > 0)))
+    h_T = hs[T % len(hs)].copy()
+    if not keep:
+        return a, h_T, None
     cache = {"x": x, "hs": hs, "lengths": lengths, "rec_mask": rec_mask}
-    return a, hs[T].copy(), cache
-
-
-infer = inference_of(forward)
+    return a, h_T, cache
 
 
 def backward(
