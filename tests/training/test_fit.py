@@ -176,6 +176,29 @@ def test_best_weights_are_restored_even_when_training_runs_all_its_epochs():
     assert all(np.array_equal(model.params[k], snapshots[best_epoch][0][k]) for k in model.params)
 
 
+
+def test_best_weights_are_restored_when_the_time_budget_ends_an_epoch_midway(monkeypatch):
+    """max_time runs out after the first batch of epoch 3: fit keeps the best of epochs 1-2, not the
+    weights that batch left. A fake clock stands still until epoch 2 has ended, then jumps past the
+    deadline."""
+    x, y = small_regression()
+    model = gru_model()
+    clock = {"now": 0.0}
+    monkeypatch.setattr(train.time, "monotonic", lambda: clock["now"])
+    snapshots = {}
+
+    def remember(epoch, logs):
+        snapshots[epoch] = ({k: v.copy() for k, v in model.params.items()}, logs["val_loss"])
+        if epoch == 2:
+            clock["now"] = 1e9  # past the deadline from here on
+
+    history = train.fit(model, x, y, optimizer=optim.SGD(model.params, lr=1.0), epochs=6, batch_size=16,
+                        validation_split=0.25, early_stopping=train.EarlyStopping(patience=100),
+                        callbacks=[remember], max_time=60.0)
+    assert len(history.rows) == 2 and sorted(snapshots) == [1, 2]  # epoch 3 began and was cut short
+    best_epoch = min(snapshots, key=lambda e: snapshots[e][1])
+    assert all(np.array_equal(model.params[k], snapshots[best_epoch][0][k]) for k in model.params)
+
 def test_resuming_a_run_that_stopped_early_trains_no_further(tmp_path):
     x, y = small_regression()
     model = gru_model()
