@@ -256,8 +256,7 @@ def forward(
 ) -> tuple[np.ndarray, State, dict]:
     """Run the cell over ``x (T, B, D)``; return ``(y (T, B, H), h_T (B, H), cache)`` (see the reference)."""
     x, h0, rec_mask = check_h_forward(p, cfg, x, state0, rec_mask)
-    T, B, _ = x.shape
-    return _run(p, cfg, np.ascontiguousarray(x), h0, lengths_or_full(lengths, B, T), rec_mask, keep=True)
+    return _run(p, cfg, x, h0, lengths, rec_mask, keep=True)
 
 
 def infer(
@@ -270,17 +269,18 @@ def infer(
     """``forward`` keeping nothing for a backward: ``(y (T, B, H), h_T)``; the loop keeps one step of its
     arrays (two of the state) and projects the input step by step."""
     x, h0, _ = check_h_forward(p, cfg, x, state0, None)
-    T, B, _ = x.shape
-    y, h, _ = _run(p, cfg, np.ascontiguousarray(x), h0, lengths_or_full(lengths, B, T), None, keep=False)
+    y, h, _ = _run(p, cfg, x, h0, lengths, None, keep=False)
     return y, h
 
 
-def _run(p: dict[str, np.ndarray], cfg: GRUConfig, x: np.ndarray, h0: np.ndarray, lengths: np.ndarray,
+def _run(p: dict[str, np.ndarray], cfg: GRUConfig, x: np.ndarray, h0: np.ndarray, lengths: np.ndarray | None,
          rec_mask: np.ndarray | None, keep: bool) -> tuple[np.ndarray, State, dict]:
-    """The forward of checked inputs: the input projection, then the time loops over row blocks;
-    ``keep``: keep every step for the backward (the cache), else one step (the cache is None)."""
+    """The forward of checked ``x``, ``h0``, ``rec_mask``: the input projection, then the time loops over row
+    blocks; ``keep``: keep every step for the backward (the cache), else one step (the cache is None)."""
     T, B, D = x.shape
     H, dtype = cfg.hidden_size, x.dtype
+    lengths = lengths_or_full(lengths, B, T)
+    x = np.ascontiguousarray(x)
     G = 3 if cfg.reset_after else 2  # the blocks of W_hh that multiply h̃ directly
     steps = T if keep else 1  # steps of the per-step arrays held at once
     if D <= STEPWISE_PROJECTION_MAX_D or not keep:  # projected step by step inside the loop

@@ -164,18 +164,14 @@ STEPWISE_PROJECTION_MAX_D = 16  # input sizes up to which training computes x_t 
 
 
 @jit
-def _joined_input(b0, b1, x_t, h_prev, masked, rec_mask, xh):
-    """Rows b0..b1 of [x_t, h̃_{t-1}] (B, D + R) into ``xh``, h̃_{t-1} = h_{t-1} ⊙ rec_mask when ``masked``."""
+def _joined_input(b0, b1, x_t, h_prev, rec_mask, xh):
+    """Rows b0..b1 of [x_t, h̃_{t-1}] (B, D + R) into ``xh``, h̃_{t-1} = h_{t-1} ⊙ rec_mask (ones when unmasked)."""
     D, R = x_t.shape[1], h_prev.shape[1]
     for b in range(b0, b1):
         for k in range(D):
             xh[b, k] = x_t[b, k]
-        if masked:
-            for j in range(R):
-                xh[b, D + j] = h_prev[b, j] * rec_mask[b, j]
-        else:
-            for j in range(R):
-                xh[b, D + j] = h_prev[b, j]
+        for j in range(R):
+            xh[b, D + j] = h_prev[b, j] * rec_mask[b, j]
 
 
 @jit
@@ -203,7 +199,7 @@ def _forward_rows(b0, b1, x, P_xh, P_ih, bias, P_hh, P_hr, rec_mask, masked, len
     for t in range(T):
         a, h, c = gates[t % len(gates)], hs[t % len(hs)], cs[t % len(cs)]
         if P_xh.shape[0] > 0:
-            _joined_input(b0, b1, x[t], h, masked, rec_mask, xh)
+            _joined_input(b0, b1, x[t], h, rec_mask, xh)
             times_packed(b0, b1, xh, P_xh, a, 0.0)
         else:
             if P_ih.shape[0] > 0:
