@@ -21,7 +21,7 @@ import numpy as np
 
 from ._validation import check_float_array, check_probability
 from .errors import ConfigError, DataError, DTypeError, ShapeError
-from .ops import log_softmax, sigmoid, softplus
+from .ops import sigmoid, softplus
 
 LossResult = tuple[float, np.ndarray]
 
@@ -58,7 +58,9 @@ def _mean_over_valid(l: np.ndarray, dl: np.ndarray, valid: np.ndarray | None) ->
 
     ``valid`` (None: all) has the shape of ``l`` or a leading part of it and broadcasts over the rest.
     """
-    valid = np.ones((), dtype=bool) if valid is None else valid
+    if valid is None or valid.all():
+        n = max(l.size, 1)
+        return float(np.sum(l, dtype=np.float64)) / n, dl / n
 
     def expand(a: np.ndarray) -> np.ndarray:
         return np.broadcast_to(valid.reshape(valid.shape + (1,) * (a.ndim - valid.ndim)), a.shape)
@@ -147,10 +149,19 @@ def cross_entropy(
             f"targets must be class ids in [0, {C - 1}] (C = logits.shape[-1]), got min {y[valid].min()} "
             f"and max {y[valid].max()}; mark padding with mask= or ignore_index="
         )
-    log_p = log_softmax(logits)  # (..., C)
-    q = np.full_like(log_p, eps / C)  # (..., C) smoothed one-hot
-    np.put_along_axis(q, np.where(valid, y, 0)[..., None], 1 - eps + eps / C, axis=-1)
-    return _mean_over_valid(-np.sum(q * log_p, axis=-1), np.exp(log_p) - q, valid)
+    # With z = logits - max and s = sum_k exp(z_k): log p_k = z_k - log s, so
+    # l = log s - (1 - eps) z_y - (eps / C) sum_k z_k, and p - q needs no (..., C) array q.
+    z = logits - logits.max(axis=-1, keepdims=True)  # (..., C)
+    p = np.exp(z)
+    s = p.sum(axis=-1, keepdims=True)  # (..., 1)
+    p /= s
+    y_at = np.where(valid, y, 0)[..., None]  # (..., 1) a class id everywhere (invalid rows are zeroed later)
+    l = (np.log(s) - (1 - eps) * np.take_along_axis(z, y_at, axis=-1))[..., 0]
+    if eps:
+        l -= eps / C * z.sum(axis=-1)
+        p -= eps / C
+    np.put_along_axis(p, y_at, np.take_along_axis(p, y_at, axis=-1) - (1 - eps), axis=-1)  # p - q
+    return _mean_over_valid(l, p, valid)
 
 
 def binary_cross_entropy_with_logits(logits: Any, targets: Any, mask: Any = None) -> LossResult:

@@ -202,14 +202,21 @@ class Adam(Optimizer):
         elif self.weight_decay:
             g = g + self.weight_decay * p
         m, v = self.state[f"exp_avg.{name}"], self.state[f"exp_avg_sq.{name}"]
+        scratch = np.multiply(g, 1 - beta1)  # the one temporary (in place from here: no page faults per step)
         m *= beta1
-        m += (1 - beta1) * g
+        m += scratch
+        np.multiply(g, 1 - beta2, out=scratch)
+        scratch *= g
         v *= beta2
-        v += (1 - beta2) * g * g
+        v += scratch
         if self.amsgrad:
             v = np.maximum(self.state[f"max_exp_avg_sq.{name}"], v, out=self.state[f"max_exp_avg_sq.{name}"])
-        denom = np.sqrt(v) / math.sqrt(1 - beta2**t) + self.eps
-        p -= self.lr / (1 - beta1**t) * m / denom
+        denom = np.sqrt(v, out=scratch)
+        denom /= math.sqrt(1 - beta2**t)
+        denom += self.eps
+        update = np.divide(m, denom, out=denom)  # as torch: p - lr / (1 - beta1^t) * (m / denom)
+        update *= self.lr / (1 - beta1**t)
+        p -= update
 
 
 class AdamW(Adam):

@@ -109,6 +109,8 @@ class Dense(Layer):
         dy = check_float_array(dy, "dy", shape=y.shape, dtype=self.dtype, allow_nonfinite=True)
         if self.activation == "softmax":
             da = y * (dy - np.sum(dy * y, axis=-1, keepdims=True))  # through y = softmax(a): J^T dy
+        elif self.activation == "linear":
+            da = dy  # y = a
         else:
             da = ACTIVATIONS[self.activation][1](y) * dy  # through y = f(a)
         da2 = da.reshape(-1, self.out_features)  # (N, K), N = product of the leading axes
