@@ -17,6 +17,9 @@ last 5 %, scored identically for both frameworks (32 contiguous rows, state carr
     python -m bench.quality_lm --seconds 120 --batch-size 64 --runs rnnkit,torch   # training speed
 
 Each run also reports its training speed in characters per second (steps x batch x bptt / seconds).
+With ``--anneal`` every run lowers its learning rate linearly to 0 at the end of its wall time
+(rnnkit: ``fit(anneal=True)``; PyTorch: the same rule, ``lr = base (1 - elapsed / seconds)`` before
+each step).
 
 Data: shared/data beside the repository (see its README).
 """
@@ -35,6 +38,7 @@ from pathlib import Path
 
 DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"  # shared/ beside the repository
 ARCH = {"embedding_dim": 64, "layers": 2, "bptt": 100, "batch_size": 32, "lr": 2e-3, "clip_norm": 5.0, "seed": 0}
+ANNEAL = {"on": False}  # --anneal
 
 
 def load_book(name: str) -> tuple[str, str]:
@@ -63,7 +67,7 @@ def run_rnnkit(book: str, seconds: float, hidden: int, eval_chars: int, prime: s
     with tempfile.TemporaryDirectory() as folder:  # the checkpoint saved at the stop tells the step count
         started = time.monotonic()
         history = lm.fit(train, val_frac=0, epochs=1000, max_time=seconds, progress=False,
-                         checkpoint=Path(folder) / "lm.ckpt")
+                         checkpoint=Path(folder) / "lm.ckpt", anneal=ANNEAL["on"])
         trained = time.monotonic() - started
         steps = load_checkpoint(Path(folder) / "lm.ckpt").progress["global_step"]
     metrics = lm.evaluate(held_out[:eval_chars])
@@ -103,6 +107,9 @@ def run_torch(book: str, seconds: float, hidden: int, eval_chars: int) -> dict:
     while time.monotonic() < deadline:
         state = None  # reset each epoch, as fit_stream does
         for x, y in batches:
+            if ANNEAL["on"]:
+                for group in opt.param_groups:
+                    group["lr"] = ARCH["lr"] * (1 - min(1.0, (time.monotonic() - started) / seconds))
             logits, state = model(torch.from_numpy(x), state)
             state = tuple(s.detach() for s in state)
             loss = nn.functional.cross_entropy(logits.reshape(-1, V), torch.from_numpy(y).reshape(-1))
@@ -142,10 +149,11 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=ARCH["batch_size"], help="stream rows per step (default 32)")
     parser.add_argument("--runs", default="rnnkit,torch,hlm", help="comma list of rnnkit, torch, hlm")
     parser.add_argument("--seed", type=int, default=ARCH["seed"], help="initialisation seed of every run (default 0)")
+    parser.add_argument("--anneal", action="store_true", help="lower every run's lr linearly to 0 at its deadline")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     parser.add_argument("--worker", choices=["rnnkit", "torch", "hlm"], help=argparse.SUPPRESS)
     args = parser.parse_args()
-    ARCH["batch_size"], ARCH["seed"] = args.batch_size, args.seed
+    ARCH["batch_size"], ARCH["seed"], ANNEAL["on"] = args.batch_size, args.seed, args.anneal
     if args.worker:
         print(json.dumps(worker(args), ensure_ascii=False))
         return
@@ -153,7 +161,7 @@ def main() -> None:
     for run in args.runs.split(","):
         command = [sys.executable, "-m", "bench.quality_lm", "--worker", run, "--seconds", str(args.seconds),
                    "--hidden", str(args.hidden), "--eval-chars", str(args.eval_chars),
-                   "--batch-size", str(args.batch_size), "--seed", str(args.seed)]
+                   "--batch-size", str(args.batch_size), "--seed", str(args.seed)] + ["--anneal"] * args.anneal
         done = subprocess.run(command, capture_output=True, text=True, encoding="utf-8", check=True)
         result = json.loads(done.stdout.strip().splitlines()[-1])
         results.append(result)
@@ -163,7 +171,7 @@ def main() -> None:
         if "sample" in result:
             print(result["sample"], "\n", flush=True)
     if args.json:
-        settings = {**ARCH, "hidden": args.hidden, "seconds": args.seconds, "eval_chars": args.eval_chars}
+        settings = {**ARCH, "anneal": args.anneal, "hidden": args.hidden, "seconds": args.seconds, "eval_chars": args.eval_chars}
         args.json.write_text(json.dumps({"settings": settings, "results": results}, ensure_ascii=False, indent=1),
                              encoding="utf-8")
 

@@ -182,9 +182,14 @@ class _Run:
     """Bookkeeping shared by :func:`fit` and :func:`fit_stream`: progress, history, checkpoints, stops."""
 
     def __init__(self, trainer: Trainer, *, epochs, schedule, early_stopping, callbacks, checkpoint,
-                 checkpoint_every, max_time, progress, config) -> None:
+                 checkpoint_every, max_time, progress, config, anneal=False, max_steps=None) -> None:
         self.trainer, self.schedule, self.early_stopping = trainer, schedule, early_stopping
         self.epochs = check_positive_int(epochs, "epochs")
+        self.anneal = _check_anneal(anneal, schedule)
+        self.base_lr = trainer.optimizer.lr  # the annealed runs' starting lr
+        self.max_steps, self.max_time = max_steps, max_time
+        self.started, self.seconds_before = time.monotonic(), 0.0  # seconds trained before a resume
+        self.epoch_length = 1  # batches in the current epoch (set by the loop)
         self.callbacks = list(callbacks)
         self.checkpoint = Path(checkpoint) if checkpoint is not None else None
         self.checkpoint_every = checkpoint_every
@@ -213,6 +218,8 @@ class _Run:
             "best": self.best, "wait": self.wait, "stopped_early": self.stopped_early,
             "schedule": self.schedule.state_dict() if self.schedule is not None else None,
         }
+        if self.anneal:
+            progress.update(base_lr=self.base_lr, seconds=self.seconds())
         save_checkpoint(self.checkpoint, params=self.trainer.model.params,
                         optimizer_state=self.trainer.optimizer.state_dict(), rng_states={},
                         progress=progress, config=self.config, extra_arrays=extra)
@@ -240,9 +247,34 @@ class _Run:
         self.best, self.wait, self.stopped_early = p["best"], p["wait"], p["stopped_early"]
         if self.schedule is not None and p["schedule"] is not None:
             self.schedule.load_state_dict(p["schedule"])
+        if self.anneal:
+            self.base_lr, self.seconds_before = p["base_lr"], p["seconds"]
         best = {k[len("best."):]: v for k, v in ckpt.extra_arrays.items() if k.startswith("best.")}
         self.best_params = best or None
         self.carried = _unflatten_states(ckpt.extra_arrays)
+
+    # -- the budget and the annealed learning rate ------------------------------------------------
+    def seconds(self) -> float:
+        """Seconds of training, those before a resume included."""
+        return self.seconds_before + time.monotonic() - self.started
+
+    def budget_used(self) -> float:
+        """The fraction in [0, 1] of the budget spent: the largest of the epoch, step and time fractions.
+
+        ``max_time`` is this invocation's seconds, so after a resume the time budget is the seconds
+        trained before it plus ``max_time``: pass the seconds left to continue the same schedule.
+        """
+        fractions = [(self.epoch + self.batch / self.epoch_length) / self.epochs]
+        if self.max_steps is not None:
+            fractions.append(self.trainer.global_step / self.max_steps)
+        if self.max_time is not None:
+            fractions.append(self.seconds() / (self.seconds_before + self.max_time))
+        return min(1.0, max(fractions))
+
+    def before_step(self) -> None:
+        """With ``anneal``: ``lr = base_lr (1 - budget used)``, linear to 0 where the budget ends."""
+        if self.anneal:
+            self.trainer.optimizer.lr = self.base_lr * (1.0 - self.budget_used())
 
     # -- the loop's events ----------------------------------------------------------------------
     def after_step(self, loss: float) -> None:
@@ -304,6 +336,14 @@ class _Run:
 
         show = self.progress if self.progress is not None else sys.stderr.isatty()
         return tqdm(total=total, initial=self.batch, desc=desc, disable=not show, unit="batch", leave=False)
+
+
+def _check_anneal(anneal: Any, schedule: Any) -> bool:
+    if not isinstance(anneal, (bool, np.bool_)):
+        raise ConfigError(f"anneal must be True or False, got {anneal!r}")
+    if anneal and schedule is not None:
+        raise ConfigError("anneal=True and a schedule both set the learning rate; pass one of them")
+    return bool(anneal)
 
 
 class _StopOnSigint:
@@ -420,13 +460,15 @@ def fit(model: Sequential, x, y, *, loss: str | Callable = "mse", optimizer: opt
         clip_norm: float | None = None, clip_value: float | None = None, schedule=None,
         early_stopping: EarlyStopping | None = None, callbacks=(), seed: int = 0,
         checkpoint: str | Path | None = None, checkpoint_every: int | None = None, resume: bool = False,
-        max_time: float | None = None, progress: bool | None = None) -> History:
+        max_time: float | None = None, anneal: bool = False, progress: bool | None = None) -> History:
     """Train ``model`` on samples ``x`` with targets ``y``; returns the per-epoch :class:`History`.
 
     ``lengths`` (N,) mark padded sequences; ``mask`` weights the targets (e.g. per-step targets of
     padded sequences). ``validation_data`` is ``(x, y)`` or ``(x, y, lengths)``; otherwise the last
     ``validation_split`` of the samples (before shuffling) is held out, as in Keras. ``bptt=k`` cuts each
     batch's time axis into chunks of ``k`` steps trained one after another with the state carried.
+    ``anneal=True`` lowers the learning rate linearly to 0 where the budget (``epochs`` or ``max_time``,
+    whichever ends first) runs out (``docs/training.md``, "Annealing to a budget").
     """
     _check_xy(x, y, "fit")
     batch_size = check_positive_int(batch_size, "batch_size")
@@ -443,10 +485,10 @@ def fit(model: Sequential, x, y, *, loss: str | Callable = "mse", optimizer: opt
         x, y, lengths, mask = x[:cut], y[:cut], _take(lengths, slice(None, cut)), _take(mask, slice(None, cut))
     trainer = Trainer(model, loss, optimizer, clip_norm=clip_norm, clip_value=clip_value, seed=seed)
     config = {"entry": "fit", "epochs": epochs, "batch_size": batch_size, "seed": seed, "bptt": bptt,
-              "n_train": int(len(x)), "shuffle": shuffle}
+              "n_train": int(len(x)), "shuffle": shuffle, **({"anneal": True} if anneal else {})}
     run = _Run(trainer, epochs=epochs, schedule=schedule, early_stopping=early_stopping, callbacks=callbacks,
                checkpoint=checkpoint, checkpoint_every=checkpoint_every, max_time=max_time, progress=progress,
-               config=config)
+               config=config, anneal=anneal)
     if resume and run.checkpoint is not None and run.checkpoint.exists():
         run.restore()
 
@@ -483,23 +525,25 @@ def fit_stream(model: Sequential, tokens, *, batch_size: int = 32, bptt: int = 1
                schedule=None, early_stopping: EarlyStopping | None = None, callbacks=(), seed: int = 0,
                checkpoint: str | Path | None = None, checkpoint_every: int | None = None, resume: bool = False,
                max_time: float | None = None, max_steps: int | None = None, reset_every: int | None = None,
-               progress: bool | None = None) -> History:
+               anneal: bool = False, progress: bool | None = None) -> History:
     """Stateful truncated-BPTT training of a next-token model over one contiguous stream.
 
     The stream is cut into ``batch_size`` contiguous rows; each step trains on the next ``bptt`` tokens
     of every row, starting from the state the previous step ended in (gradient cut between steps).
     The state starts from zeros at every epoch and, with ``reset_every=n``, every ``n`` steps.
     Validation reports cross-entropy, perplexity and bits per token on ``validation_tokens``.
+    ``anneal=True`` lowers the learning rate linearly to 0 where the first of ``epochs``,
+    ``max_steps`` and ``max_time`` ends.
     """
     if reset_every is not None:
         reset_every = check_positive_int(reset_every, "reset_every")
     batcher = StreamBatcher(tokens, batch_size, bptt)
     trainer = Trainer(model, loss, optimizer, clip_norm=clip_norm, clip_value=clip_value, seed=seed)
     config = {"entry": "fit_stream", "epochs": epochs, "batch_size": batch_size, "bptt": bptt, "seed": seed,
-              "n_tokens": int(len(tokens)), "reset_every": reset_every}
+              "n_tokens": int(len(tokens)), "reset_every": reset_every, **({"anneal": True} if anneal else {})}
     run = _Run(trainer, epochs=epochs, schedule=schedule, early_stopping=early_stopping, callbacks=callbacks,
                checkpoint=checkpoint, checkpoint_every=checkpoint_every, max_time=max_time, progress=progress,
-               config=config)
+               config=config, anneal=anneal, max_steps=max_steps)
     if resume and run.checkpoint is not None and run.checkpoint.exists():
         run.restore()
 
@@ -545,8 +589,10 @@ def _loop(run: _Run, epoch_batches: Callable[[int], list], train_batch: Callable
         while run.epoch < run.epochs and not run.stopped_early:
             started = time.monotonic()
             batches = epoch_batches(run.epoch)
+            run.epoch_length = max(len(batches), 1)
             with run.bar(len(batches), f"epoch {run.epoch + 1}/{run.epochs}") as bar:
                 for item in batches[run.batch:]:
+                    run.before_step()
                     value = train_batch(item)
                     run.after_step(value)
                     bar.set_postfix(loss=f"{run.loss_sum / run.loss_count:.4f}", refresh=False)

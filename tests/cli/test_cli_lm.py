@@ -91,3 +91,16 @@ def test_train_word_level_with_word2vec_vectors_trained_first(tmp_path):
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "w.safetensors").exists() and "held-out" in result.stdout
     assert_one_line_error(rnnkit("train", "lm", "t.txt", "--word2vec", "8", cwd=tmp_path), "--level word")
+
+
+def test_anneal_lowers_the_learning_rate_to_the_step_budget(tmp_path):
+    """--anneal with --max-steps 4: step k trains at lr (1 - k/4), so the checkpoint's last lr is lr / 4."""
+    from rnnkit.io.checkpoint import load_checkpoint
+
+    (tmp_path / "small.txt").write_text("hello world " * 200, encoding="utf-8")
+    result = rnnkit("train", "lm", "small.txt", "--max-steps", "4", "--anneal", "--out", "m.safetensors", *TINY,
+                    cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    ckpt = load_checkpoint(tmp_path / "m.safetensors.ckpt")
+    assert ckpt.progress["global_step"] == 4 and ckpt.progress["base_lr"] == 0.01
+    assert ckpt.optimizer_state["config"]["lr"] == pytest.approx(0.01 / 4, rel=1e-12)

@@ -44,14 +44,17 @@ SAMPLE_LENGTH = 200
               help="Fraction at the end of the text held out to report perplexity and bits per char.")
 @click.option("--max-steps", type=click.IntRange(min=1), default=None,
               help="Stop after this many training steps (resume later with --resume).")
+@click.option("--anneal", is_flag=True,
+              help="Lower the learning rate linearly to 0 where the budget (--epochs, --max-steps or --max-time, "
+                   "whichever ends first) runs out.")
 @train_options(out="lm.safetensors", hidden=128, epochs=5, lr=2e-3)
 def train_lm(text, level, tokenizer, bptt, embedding_dim, vectors, word2vec_dim, head, dropout, max_vocab, min_freq,
-             val_frac, max_steps, out, cell, hidden, layers, epochs, batch_size, lr, seed, max_time, resume, progress) -> None:
+             val_frac, max_steps, anneal, out, cell, hidden, layers, epochs, batch_size, lr, seed, max_time, resume, progress) -> None:
     """Train a character- or word-level language model on TEXT (UTF-8); print held-out perplexity and a sample.
 
     \b
     Examples:
-      rnnkit train lm shakespeare.txt --layers 2 --hidden 256 --max-time 900
+      rnnkit train lm shakespeare.txt --layers 2 --hidden 256 --max-time 900 --anneal
       rnnkit train lm hongloumeng.txt --out hlm.safetensors          # Chinese, one token per character
       rnnkit train lm novel.txt --level word --tokenizer jieba --vectors w2v.bin
       rnnkit train lm novel.txt --level word --tokenizer jieba --word2vec 100 --head vector
@@ -68,7 +71,7 @@ def train_lm(text, level, tokenizer, bptt, embedding_dim, vectors, word2vec_dim,
                        dropout=dropout, max_vocab=max_vocab, min_freq=min_freq, bptt=bptt, batch_size=batch_size,
                        lr=lr, seed=seed, vectors=vectors, head=head)
     lm.fit(corpus, val_frac=val_frac, epochs=epochs, max_steps=max_steps, checkpoint=checkpoint_path(out),
-           checkpoint_every=500, resume=resume, max_time=max_time, progress=progress)
+           checkpoint_every=500, resume=resume, max_time=max_time, anneal=anneal, progress=progress)
     lm.save(out)
     click.echo(f"vocabulary: {len(lm.vocab)} {level} tokens; model saved to {out}")
     temperature = 0.8 if head == "softmax" else 0.05  # a vector model scores words by cosine, in [-1, 1]

@@ -181,12 +181,13 @@ class LanguageModel:
 
     def fit(self, text: str, *, val_frac: float = 0.05, epochs: int = 1, max_steps: int | None = None,
             checkpoint: str | os.PathLike | None = None, checkpoint_every: int | None = None, resume: bool = False,
-            max_time: float | None = None, progress: bool | None = None) -> History:
+            max_time: float | None = None, anneal: bool = False, progress: bool | None = None) -> History:
         """Build the vocabulary and the model from ``text`` and train; the last ``val_frac`` of it is held out.
 
         Held-out metrics (see :meth:`evaluate`) are left in ``self.metrics`` (None if ``val_frac=0``).
         With ``checkpoint`` and ``resume=True`` an interrupted run (``max_steps``, ``max_time``, Ctrl-C)
-        continues exactly; call it with the same text and settings.
+        continues exactly; call it with the same text and settings. ``anneal=True`` lowers the learning
+        rate linearly to 0 where the first of ``epochs``, ``max_steps`` and ``max_time`` ends.
         """
         text = _check_text(text, "text")
         val_frac = check_probability(val_frac, "val_frac")
@@ -210,7 +211,7 @@ class LanguageModel:
             loss=self.loss, optimizer=optim.Adam(self.model.params, lr=self.lr),
             validation_tokens=val_ids if softmax else None, clip_norm=self.clip_norm,
             seed=self.seed, checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume,
-            max_time=max_time, max_steps=max_steps, progress=progress)
+            max_time=max_time, max_steps=max_steps, anneal=anneal, progress=progress)
         self.metrics = self._evaluate_ids(val_ids, len(val_text)) if val_ids is not None else None
         return history
 
