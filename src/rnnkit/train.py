@@ -193,7 +193,7 @@ class _Run:
         self.callbacks = list(callbacks)
         self.checkpoint = Path(checkpoint) if checkpoint is not None else None
         self.checkpoint_every = checkpoint_every
-        self.deadline = time.monotonic() + max_time if max_time is not None else None
+        self.deadline = self.started + max_time if max_time is not None else None
         self.progress, self.config = progress, config
         self.epoch, self.batch = 0, 0              # where the next step starts
         self.loss_sum, self.loss_count = 0.0, 0    # running training loss of the current epoch
@@ -284,6 +284,8 @@ class _Run:
         if self.checkpoint_every and self.trainer.global_step % self.checkpoint_every == 0:
             self.save()
         if self.deadline is not None and time.monotonic() >= self.deadline:
+            self.stop_requested = True
+        if self.max_steps is not None and self.trainer.global_step >= self.max_steps:
             self.stop_requested = True
 
     def end_epoch(self, logs: dict[str, float], seconds: float) -> bool:
@@ -556,8 +558,6 @@ def fit_stream(model: Sequential, tokens, *, batch_size: int = 32, bptt: int = 1
             run.carried = None
         value, states = trainer.step(xb, yb, states=run.carried)
         run.carried = _detach(states)
-        if max_steps is not None and trainer.global_step >= max_steps:
-            run.stop_requested = True
         return value
 
     def validate() -> dict[str, float]:

@@ -113,10 +113,10 @@ class Embedding(Layer):
             return None
         # through y = W[x]: dW[v] = sum of the dy rows whose id is v (rows grouped by a stable sort, then summed)
         ids = self._ids.ravel()
-        order = np.argsort(ids, kind="stable")
-        sorted_ids = ids[order]
-        starts = np.flatnonzero(np.r_[True, sorted_ids[1:] != sorted_ids[:-1]])  # first row of each distinct id
         if ids.size:
+            order = np.argsort(ids, kind="stable")
+            sorted_ids = ids[order]
+            starts = np.flatnonzero(np.r_[True, sorted_ids[1:] != sorted_ids[:-1]])  # first row of each distinct id
             dW[sorted_ids[starts]] = np.add.reduceat(dy.reshape(-1, self.embedding_dim)[order], starts, axis=0)
         if self.padding_idx is not None:
             dW[self.padding_idx] = 0.0
