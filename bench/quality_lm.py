@@ -35,10 +35,12 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 
 DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"  # shared/ beside the repository
 ARCH = {"embedding_dim": 64, "layers": 2, "bptt": 100, "batch_size": 32, "lr": 2e-3, "clip_norm": 5.0, "seed": 0}
 ANNEAL = {"on": False}  # --anneal
+SAME_INIT = {"on": False}  # --same-init
 
 
 def load_book(name: str) -> tuple[str, str]:
@@ -78,16 +80,10 @@ def run_rnnkit(book: str, seconds: float, hidden: int, eval_chars: int, prime: s
             "bits_per_char": metrics["bits_per_char"], "sample": prime + sample}
 
 
-def run_torch(book: str, seconds: float, hidden: int, eval_chars: int) -> dict:
-    import torch
+def torch_char_lm(V: int, hidden: int):
+    """The PyTorch model: nn.Embedding(V, E) -> nn.LSTM(E, hidden, layers) -> nn.Linear(hidden, V), batch-first;
+    ``model(x, state) -> (logits, state)``."""
     from torch import nn
-
-    from rnnkit.data import StreamBatcher, Vocabulary
-
-    torch.manual_seed(ARCH["seed"])
-    train, held_out = load_book(book)
-    vocab = Vocabulary.build(train)  # the same ids as the rnnkit run
-    V, B, k = len(vocab), ARCH["batch_size"], ARCH["bptt"]
 
     class CharLM(nn.Module):
         def __init__(self) -> None:
@@ -100,7 +96,41 @@ def run_torch(book: str, seconds: float, hidden: int, eval_chars: int) -> dict:
             h, state = self.lstm(self.embedding(x), state)
             return self.out(h), state
 
-    model = CharLM()
+    return CharLM()
+
+
+def rnnkit_initial_weights(train: str, hidden: int) -> dict:
+    """The weights the rnnkit run starts from (the same seed, vocabulary and draws), as the PyTorch CharLM's
+    state dict: rnnkit's layout is PyTorch's, so this is renaming."""
+    import torch
+
+    from rnnkit.data import Vocabulary
+    from rnnkit.tasks.language_model import LanguageModel
+
+    lm = LanguageModel("char", cell="lstm", hidden=hidden, **ARCH)
+    lm.vocab = Vocabulary.build(train)  # what fit builds before the model
+    embedding, recurrent, dense = lm._build_model().layers
+    weights = {"embedding.weight": embedding.params["W"], "out.weight": dense.params["W"], "out.bias": dense.params["b"]}
+    for k in range(ARCH["layers"]):
+        for ours, theirs in (("W_ih", "weight_ih"), ("W_hh", "weight_hh"), ("b_ih", "bias_ih"), ("b_hh", "bias_hh")):
+            weights[f"lstm.{theirs}_l{k}"] = recurrent.params[f"l{k}.{ours}"]
+    return {name: torch.from_numpy(np.ascontiguousarray(value)) for name, value in weights.items()}
+
+
+def run_torch(book: str, seconds: float, hidden: int, eval_chars: int) -> dict:
+    import torch
+    from torch import nn
+
+    from rnnkit.data import StreamBatcher, Vocabulary
+
+    torch.manual_seed(ARCH["seed"])
+    train, held_out = load_book(book)
+    vocab = Vocabulary.build(train)  # the same ids as the rnnkit run
+    V, B, k = len(vocab), ARCH["batch_size"], ARCH["bptt"]
+
+    model = torch_char_lm(V, hidden)
+    if SAME_INIT["on"]:
+        model.load_state_dict(rnnkit_initial_weights(train, hidden))
     opt = torch.optim.Adam(model.parameters(), lr=ARCH["lr"])
     batches = StreamBatcher(vocab.encode(train), B, k)
     started, deadline, steps = time.monotonic(), time.monotonic() + seconds, 0
@@ -150,10 +180,12 @@ def main() -> None:
     parser.add_argument("--runs", default="rnnkit,torch,hlm", help="comma list of rnnkit, torch, hlm")
     parser.add_argument("--seed", type=int, default=ARCH["seed"], help="initialisation seed of every run (default 0)")
     parser.add_argument("--anneal", action="store_true", help="lower every run's lr linearly to 0 at its deadline")
+    parser.add_argument("--same-init", action="store_true",
+                        help="start the PyTorch model from the rnnkit run's initial weights (a paired comparison)")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     parser.add_argument("--worker", choices=["rnnkit", "torch", "hlm"], help=argparse.SUPPRESS)
     args = parser.parse_args()
-    ARCH["batch_size"], ARCH["seed"], ANNEAL["on"] = args.batch_size, args.seed, args.anneal
+    ARCH["batch_size"], ARCH["seed"], ANNEAL["on"], SAME_INIT["on"] = args.batch_size, args.seed, args.anneal, args.same_init
     if args.worker:
         print(json.dumps(worker(args), ensure_ascii=False))
         return
@@ -161,7 +193,7 @@ def main() -> None:
     for run in args.runs.split(","):
         command = [sys.executable, "-m", "bench.quality_lm", "--worker", run, "--seconds", str(args.seconds),
                    "--hidden", str(args.hidden), "--eval-chars", str(args.eval_chars),
-                   "--batch-size", str(args.batch_size), "--seed", str(args.seed)] + ["--anneal"] * args.anneal
+                   "--batch-size", str(args.batch_size), "--seed", str(args.seed)] + ["--anneal"] * args.anneal + ["--same-init"] * args.same_init
         done = subprocess.run(command, capture_output=True, text=True, encoding="utf-8", check=True)
         result = json.loads(done.stdout.strip().splitlines()[-1])
         results.append(result)
@@ -171,7 +203,7 @@ def main() -> None:
         if "sample" in result:
             print(result["sample"], "\n", flush=True)
     if args.json:
-        settings = {**ARCH, "anneal": args.anneal, "hidden": args.hidden, "seconds": args.seconds, "eval_chars": args.eval_chars}
+        settings = {**ARCH, "anneal": args.anneal, "same_init": args.same_init, "hidden": args.hidden, "seconds": args.seconds, "eval_chars": args.eval_chars}
         args.json.write_text(json.dumps({"settings": settings, "results": results}, ensure_ascii=False, indent=1),
                              encoding="utf-8")
 

@@ -36,7 +36,7 @@ import numpy as np
 from . import losses as losses_mod
 from . import metrics as metrics_mod
 from . import optim
-from ._validation import check_positive_int, check_probability
+from ._validation import check_optional_positive, check_positive_int, check_probability
 from .data.batching import StreamBatcher, minibatches
 from .errors import ConfigError, DataError, TrainingError
 from .io.checkpoint import load_checkpoint, save_checkpoint
@@ -187,13 +187,15 @@ class _Run:
         self.epochs = check_positive_int(epochs, "epochs")
         self.anneal = _check_anneal(anneal, schedule)
         self.base_lr = trainer.optimizer.lr  # the annealed runs' starting lr
-        self.max_steps, self.max_time = max_steps, max_time
+        self.max_steps = None if max_steps is None else check_positive_int(max_steps, "max_steps")
+        self.max_time = check_optional_positive(max_time, "max_time")
         self.started, self.seconds_before = time.monotonic(), 0.0  # seconds trained before a resume
         self.epoch_length = 1  # batches in the current epoch (set by the loop)
         self.callbacks = list(callbacks)
         self.checkpoint = Path(checkpoint) if checkpoint is not None else None
-        self.checkpoint_every = checkpoint_every
-        self.deadline = self.started + max_time if max_time is not None else None
+        self.checkpoint_every = None if checkpoint_every is None else check_positive_int(checkpoint_every,
+                                                                                         "checkpoint_every")
+        self.deadline = self.started + self.max_time if self.max_time is not None else None
         self.progress, self.config = progress, config
         self.epoch, self.batch = 0, 0              # where the next step starts
         self.loss_sum, self.loss_count = 0.0, 0    # running training loss of the current epoch

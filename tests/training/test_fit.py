@@ -9,6 +9,7 @@ from rnnkit import optim, train
 from rnnkit.errors import ConfigError, DataError, TrainingError
 from rnnkit.io import load_checkpoint
 from rnnkit.layers.dense import Dense
+from rnnkit.layers.embedding import Embedding
 from rnnkit.layers.recurrent import GRU, RNN
 from rnnkit.models import Sequential
 
@@ -158,6 +159,30 @@ def test_bad_options_to_fit():
         train.fit(gru_model(), x[:1], y[:1], validation_split=0.9)
     with pytest.raises(ConfigError, match="metric must be one of"):
         train.fit(gru_model(), x, y, validation_split=0.2, metrics=["auc"])
+
+
+@pytest.mark.parametrize(
+    "budget, match",
+    [
+        ({"max_steps": 0}, r"max_steps must be >= 1, got 0"),
+        ({"max_steps": 2.5}, r"max_steps must be an integer >= 1, got 2.5"),
+        ({"max_time": 0}, r"max_time must be a positive finite number or None, got 0"),
+        ({"max_time": -5.0}, r"max_time must be a positive finite number or None, got -5.0"),
+        ({"max_time": "soon"}, r"max_time must be a positive number or None, got 'soon'"),
+        ({"checkpoint_every": 0}, r"checkpoint_every must be >= 1, got 0"),
+    ],
+)
+def test_bad_budgets_are_refused_before_any_step(budget, match):
+    x, y = small_regression()
+    model = gru_model()
+    before = {k: v.copy() for k, v in model.params.items()}
+    if "max_steps" not in budget:  # (fit's budget is epochs and max_time)
+        with pytest.raises(ConfigError, match=match):
+            train.fit(model, x, y, **budget)
+    with pytest.raises(ConfigError, match=match):
+        train.fit_stream(Sequential([Embedding(5, 3), Dense(3, 5)]), np.arange(40) % 5, batch_size=2, bptt=4,
+                         **budget)
+    assert all(np.array_equal(before[k], v) for k, v in model.params.items())  # nothing was trained
 
 
 def test_best_weights_are_restored_even_when_training_runs_all_its_epochs():
