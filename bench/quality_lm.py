@@ -19,7 +19,8 @@ last 5 %, scored identically for both frameworks (32 contiguous rows, state carr
 Each run also reports its training speed in characters per second (steps x batch x bptt / seconds).
 With ``--anneal`` every run lowers its learning rate linearly to 0 at the end of its wall time
 (rnnkit: ``fit(anneal=True)``; PyTorch: the same rule, ``lr = base (1 - elapsed / seconds)`` before
-each step).
+each step). With ``--same-init`` the PyTorch model starts from the rnnkit run's initial weights (the
+same draws; a paired comparison) instead of PyTorch's own draw from the same distributions.
 
 Data: shared/data beside the repository (see its README).
 """
