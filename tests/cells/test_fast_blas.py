@@ -57,6 +57,36 @@ def test_matmul_on_strided_and_lone_rows(blocks, route):
     np.testing.assert_allclose(_blas.matmul(B, lone, trans_b=True), B @ lone.T, rtol=1e-12)
 
 
+@pytest.mark.parametrize("trans_b", [False, True])
+def test_a_sum_into_few_rows_is_shared_over_k(trans_b, monkeypatch):
+    """da^T X with fewer rows of the result than threads: each thread sums its rows of k, the parts are added."""
+    monkeypatch.setattr(_blas, "blas_threads", lambda: 2)
+    monkeypatch.setattr(_blas, "GEMM_MIN_ROWS_PER_THREAD", 4)
+    monkeypatch.setattr(_blas, "SPLIT_MIN_MACS", 0)
+    blocks, shared = [], _blas._gemm_k_blocks
+    monkeypatch.setattr(_blas, "_gemm_k_blocks", lambda i0, i1, edges, *args: (
+        blocks.extend((int(edges[i]), int(edges[i + 1])) for i in range(i0, i1)), shared(i0, i1, edges, *args)))
+    rng = np.random.default_rng(3)
+    A = rng.standard_normal((50, 3))  # (K, M): 3 rows of the result, too few for two blocks of 4
+    B = rng.standard_normal((6, 50)) if trans_b else rng.standard_normal((50, 6))
+    got = _blas.matmul(A, B, trans_a=True, trans_b=trans_b)
+    np.testing.assert_allclose(got, A.T @ (B.T if trans_b else B), rtol=1e-12)
+    assert sorted(blocks) == [(0, 25), (25, 50)]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("n, N", [(0, 4), (1, 5), (37, 1), (300, 70)])
+def test_column_sums_match_numpy(n, N, dtype, blocks):
+    rng = np.random.default_rng(n + N)
+    X = rng.standard_normal((n, N + 2)).astype(dtype)[:, 1:N + 1]  # rows N + 2 apart
+    got = _blas.column_sums(X)
+    assert got.shape == (N,) and got.dtype == dtype
+    np.testing.assert_allclose(got, X.astype(np.float64).sum(axis=0), rtol=TOL[dtype], atol=TOL[dtype] * max(n, 1))
+    np.testing.assert_allclose(fast.column_sums(X), got, rtol=TOL[dtype], atol=TOL[dtype] * max(n, 1))
+    ints = np.arange(6).reshape(3, 2)
+    np.testing.assert_array_equal(fast.column_sums(ints), [6, 9])  # other dtypes: NumPy's sum
+
+
 def test_fast_matmul_takes_leading_axes_and_falls_back_for_other_dtypes():
     rng = np.random.default_rng(2)
     x, W = rng.standard_normal((2, 3, 4)).astype(np.float32), rng.standard_normal((5, 4)).astype(np.float32)

@@ -248,7 +248,8 @@ def backward(
 
 def weight_gradients(p: dict[str, np.ndarray], cfg: GRUConfig, x: np.ndarray, h_m: np.ndarray, r: np.ndarray,
                      dA: np.ndarray, da_n: np.ndarray,
-                     matmul: Callable | None = None) -> tuple[dict[str, np.ndarray], np.ndarray]:
+                     matmul: Callable | None = None,
+                     column_sums: Callable | None = None) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """After the time loop: every parameter gradient and dx with GEMMs over all steps and rows (t, b).
 
     ``x (T, B, D)``; ``h_m (T, B, H)`` the h̃ that entered the recurrent product; ``r (T, B, H)`` the
@@ -259,11 +260,15 @@ def weight_gradients(p: dict[str, np.ndarray], cfg: GRUConfig, x: np.ndarray, h_
         dW_ih = [dA_rz; da_n]^T x          dW_hh = [dA_rz^T h̃; dA_n^T h̃ (reset_after) or dA_n^T (r ⊙ h̃)]
         dx = dA_rz W_i{r,z} + da_n W_in
 
-    ``matmul(A, B, trans_a=, trans_b=)`` is op(A) @ op(B) (NumPy's by default; the fast engine passes its own).
+    ``matmul(A, B, trans_a=, trans_b=)`` is op(A) @ op(B) and ``column_sums(X)`` is ``X.sum(axis=0)``
+    (NumPy's by default; the fast engine passes its own).
     """
     if matmul is None:
         def matmul(A, B, trans_a=False, trans_b=False):
             return (A.T if trans_a else A) @ (B.T if trans_b else B)
+    if column_sums is None:
+        def column_sums(X):
+            return X.sum(axis=0)
 
     T, B, D = x.shape
     H = cfg.hidden_size
@@ -272,11 +277,12 @@ def weight_gradients(p: dict[str, np.ndarray], cfg: GRUConfig, x: np.ndarray, h_
     dA_rz, dA_n = dA2[:, : 2 * H], dA2[:, 2 * H :]
     x2, h_m2 = x.reshape(rows, D), h_m.reshape(rows, H)
     n_in = h_m2 if cfg.reset_after else (r * h_m).reshape(rows, H)  # what W_hn multiplies: h̃ or r ⊙ h̃
+    db_hh = column_sums(dA2)  # (3H,): the r and z blocks are also b_ih's
     grads = {  # (2H, TB) @ (TB, ·) and (H, TB) @ (TB, ·) stacked: (3H, D), (3H, H)
         "W_ih": np.concatenate((matmul(dA_rz, x2, trans_a=True), matmul(da_n2, x2, trans_a=True))),
         "W_hh": np.concatenate((matmul(dA_rz, h_m2, trans_a=True), matmul(dA_n, n_in, trans_a=True))),
-        "b_ih": np.concatenate((dA_rz.sum(axis=0), da_n2.sum(axis=0))),
-        "b_hh": dA2.sum(axis=0),
+        "b_ih": np.concatenate((db_hh[: 2 * H], column_sums(da_n2))),
+        "b_hh": db_hh,
     }
     dx = matmul(dA_rz, p["W_ih"][: 2 * H]) + matmul(da_n2, p["W_ih"][2 * H :])  # (TB, 2H) @ (2H, D) + (TB, H) @ (H, D)
     return grads, dx.reshape(T, B, D)

@@ -23,7 +23,7 @@ import numpy as np
 
 from .._validation import as_rng, check_choice, check_dtype, check_float_array, check_positive_int
 from ..errors import ConfigError, ShapeError
-from ..cells.fast import matmul
+from ..cells.fast import column_sums, matmul
 from ..ops import ACTIVATIONS, softmax
 from .base import Layer
 
@@ -116,5 +116,5 @@ class Dense(Layer):
         da2 = da.reshape(-1, self.out_features)  # (N, K), N = product of the leading axes
         self.grads = {"W": matmul(da2, x.reshape(-1, self.in_features), trans_a=True)}  # through a = x W^T: (K, D)
         if self.use_bias:
-            self.grads["b"] = da2.sum(axis=0)  # through + b: (K,)
+            self.grads["b"] = column_sums(da2)  # through + b: (K,)
         return matmul(da, self.params["W"])  # through a = x W^T: (..., D)

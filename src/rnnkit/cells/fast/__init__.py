@@ -49,6 +49,15 @@ def _import(name: str) -> ModuleType | None:
 _BLAS: ModuleType | None | bool = False  # rnnkit.cells.fast._blas, None when unavailable, False before the first look-up
 
 
+def _blas_module() -> ModuleType | None:
+    """``rnnkit.cells.fast._blas``, or None when unavailable (looked up once: a failed import would
+    otherwise be retried, and warned about, per call)."""
+    global _BLAS
+    if _BLAS is False:
+        _BLAS = _import("_blas")
+    return _BLAS
+
+
 def matmul(A: np.ndarray, B: np.ndarray, *, trans_a: bool = False, trans_b: bool = False) -> np.ndarray:
     """op(A) @ op(B), op(X) = X.T if trans, B 2-D, A 2-D or (without trans_a) ``(..., K)``: the fast engine's
     product, rows split over the BLAS threads (``_blas.matmul``), when the engine is available; NumPy's otherwise.
@@ -56,12 +65,18 @@ def matmul(A: np.ndarray, B: np.ndarray, *, trans_a: bool = False, trans_b: bool
     Layers around the recurrent ones use it so that no multi-threaded OpenBLAS call (whose worker
     threads then spin for about 0.1 s) slows the parallel time loops that follow.
     """
-    global _BLAS
-    if _BLAS is False:  # looked up once: a failed import would otherwise be retried (and warned about) per call
-        _BLAS = _import("_blas")
-    blas = _BLAS
+    blas = _blas_module()
     if blas is None or A.dtype != B.dtype or A.dtype not in (np.float32, np.float64):
         return (A.T if trans_a else A) @ (B.T if trans_b else B)
     rows = A if trans_a else A.reshape(-1, A.shape[-1])
     C = blas.matmul(rows, B, trans_a=trans_a, trans_b=trans_b)
     return C if trans_a else C.reshape(*A.shape[:-1], C.shape[1])
+
+
+def column_sums(X: np.ndarray) -> np.ndarray:
+    """Σ_r X[r, :] of a 2-D X, (N,): the fast engine's parallel sums (``_blas.column_sums``) for float32 and
+    float64 when the engine is available; NumPy's ``X.sum(axis=0)`` otherwise."""
+    blas = _blas_module()
+    if blas is None or X.dtype not in (np.float32, np.float64):
+        return X.sum(axis=0)
+    return blas.column_sums(X)

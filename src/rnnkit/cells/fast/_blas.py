@@ -11,7 +11,9 @@ per-step products go through the packed kernel (``_kernel``).
 thread: rows of a batch never interact inside a time loop, so each thread runs a whole loop on its
 rows (products on a one-thread BLAS), in parallel, with no synchronisation per step. The number of blocks is
 the number of threads NumPy's OpenBLAS is set to use (``OPENBLAS_NUM_THREADS``, threadpoolctl), so a
-one-thread setting stays on one core.
+one-thread setting stays on one core. Sums over all T·B rows into a few (``column_sums`` for the bias
+gradients, and ``matmul``'s ``da^T X`` when the result has too few rows to share) split those rows
+instead, each thread's part added at the end.
 
 numba caches each compiled function with the code it calls from here: after editing this file,
 delete ``cells/fast/__pycache__/*.nbi`` and ``*.nbc`` (an installed release is cached afresh).
@@ -175,6 +177,40 @@ def _gemm_rows(m0, m1, A, trans_a, B, trans_b, C):
     gemm(A[:, m0:m1] if trans_a else A[m0:m1], trans_a, B, trans_b, C[m0:m1], 0.0)
 
 
+@numba.njit(cache=True, nogil=True)
+def _gemm_k_blocks(i0, i1, edges, A, B, trans_b, partial):
+    """Blocks i0..i1 of a sum over k: partial[i] = A[k_i:k_{i+1}]^T op(B)[k_i:k_{i+1}], k_i = edges[i]."""
+    for i in range(i0, i1):
+        k0, k1 = edges[i], edges[i + 1]
+        gemm(A[k0:k1], True, B[:, k0:k1] if trans_b else B[k0:k1], trans_b, partial[i], 0.0)
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _column_sum_blocks(i0, i1, edges, X, partial):
+    """Blocks i0..i1 of the rows of X (n, N): partial[i] = Σ_{k_i <= r < k_{i+1}} X[r], k_i = edges[i]."""
+    for i in range(i0, i1):
+        for r in range(edges[i], edges[i + 1]):
+            for j in range(X.shape[1]):
+                partial[i, j] += X[r, j]
+
+
+def _over_row_blocks(loop, n: int, *args, shape: tuple[int, ...], dtype: np.dtype, macs: float) -> np.ndarray:
+    """A sum over the n rows of the operands, shared by the BLAS threads: ``loop(i0, i1, edges, *args, partial)``
+    puts block i's part in ``partial[i]`` (blocks of ``split_rows``); returns Σ_i partial[i], of ``shape``."""
+    blocks = split_rows(n, GEMM_MIN_ROWS_PER_THREAD, macs)
+    edges = np.array([b0 for b0, _ in blocks] + [n], np.int64)
+    partial = np.zeros((len(blocks), *shape), dtype)
+    run_split(loop, len(blocks), edges, *args, partial, min_rows=1)
+    return partial[0] if len(blocks) == 1 else partial.sum(axis=0)
+
+
+def column_sums(X: np.ndarray) -> np.ndarray:
+    """Σ_r X[r, :] of a 2-D X (n, N) with contiguous rows, (N,): the bias gradients' sums over all T·B rows,
+    row blocks summed in parallel threads (NumPy's ``X.sum(axis=0)`` runs on one)."""
+    X = X if X.strides[-1] == X.itemsize else np.ascontiguousarray(X)
+    return _over_row_blocks(_column_sum_blocks, X.shape[0], X, shape=(X.shape[1],), dtype=X.dtype, macs=X.size)
+
+
 PACKED_MAX_N = 256  # output columns up to which A op(B) goes through the packed kernel (``_kernel``) rather than
 # OpenBLAS (measured on 6400 rows, one core: 6400x256 @ 256x86 98 -> 131 GFLOP/s, 6400x86 @ 86x256 122 -> 155,
 # 6400x256 @ 256x256 130 -> 158; wider outputs favour OpenBLAS: 6400x128 @ 128x512 134 against 101)
@@ -183,13 +219,18 @@ PACKED_MAX_N = 256  # output columns up to which A op(B) goes through the packed
 def matmul(A: np.ndarray, B: np.ndarray, *, trans_a: bool = False, trans_b: bool = False) -> np.ndarray:
     """op(A) @ op(B) (op(X) = X.T if trans), a new array, its rows split over the BLAS threads (``run_split``).
 
-    Narrow results (at most ``PACKED_MAX_N`` columns, A not transposed) multiply by op(B) packed once.
+    Narrow results (at most ``PACKED_MAX_N`` columns, A not transposed) multiply by op(B) packed once. A
+    transposed A with too few columns to share out (a weight gradient of a small layer, ``da^T X``) has
+    the sum over its rows shared instead, each thread's part added at the end.
     """
     A, B = (X if X.strides[-1] == X.itemsize else np.ascontiguousarray(X) for X in (A, B))
     C = np.empty((A.shape[1] if trans_a else A.shape[0], B.shape[0] if trans_b else B.shape[1]), A.dtype)
     macs = C.shape[0] * C.shape[1] * (A.shape[0] if trans_a else A.shape[1])
     if not trans_a and C.shape[1] <= PACKED_MAX_N:
         run_split(times_packed, C.shape[0], A, pack(B, trans_b), C, 0.0, min_rows=GEMM_MIN_ROWS_PER_THREAD, macs=macs)
+    elif trans_a and len(split_rows(C.shape[0], GEMM_MIN_ROWS_PER_THREAD, macs)) < blas_threads():
+        # a sum over many rows (k) into few: the threads share the rows of the sum instead of those of C
+        C = _over_row_blocks(_gemm_k_blocks, A.shape[0], A, B, trans_b, shape=C.shape, dtype=C.dtype, macs=macs)
     else:
         run_split(_gemm_rows, C.shape[0], A, trans_a, B, trans_b, C, min_rows=GEMM_MIN_ROWS_PER_THREAD, macs=macs)
     return C

@@ -35,7 +35,7 @@ from ..gru import (
     weight_gradients,
     zero_state,
 )
-from ._blas import matmul, run_split
+from ._blas import column_sums, matmul, run_split
 from ._jit import dy_steps, jit, lengths_or_full, masked_state, sigmoid, tanh, weights_times_rows
 from ._kernel import no_panels, pack, times_packed
 
@@ -326,5 +326,5 @@ def backward(
               macs=T * B * 3 * H * H)
     h_m = hs[:-1] * mask if cache["masked"] else hs[:-1]  # (T, B, H): h̃ for every step
     grads, dx = weight_gradients(p, cfg, x, h_m, gates[:, :, :H], dA, da_n if cfg.reset_after else dA[:, :, 2 * H:],
-                                 matmul)
+                                 matmul, column_sums)
     return grads, dx, dh

@@ -38,7 +38,7 @@ from ..lstm import (
     param_shapes,
     zero_state,
 )
-from ._blas import matmul, run_split
+from ._blas import column_sums, matmul, run_split
 from ._jit import (
     dy_steps,
     jit,
@@ -405,7 +405,7 @@ def backward(
     # Sums over all steps and rows (t, b): one GEMM each on the (T·B, ·) rows.
     da_rows = da.reshape(T * B, 4 * H)
     h_in = hs[:-1] * mask if cache["masked"] else hs[:-1]  # (T, B, R): h̃_{t-1}
-    db = da_rows.sum(axis=0)
+    db = column_sums(da_rows)
     grads.update({"W_ih": matmul(da_rows, x.reshape(T * B, D), trans_a=True),  # (4H, TB) @ (TB, D)
                   "W_hh": matmul(da_rows, h_in.reshape(T * B, R), trans_a=True),  # (4H, TB) @ (TB, R)
                   "b_ih": db, "b_hh": db.copy()})

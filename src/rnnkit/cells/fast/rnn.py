@@ -29,7 +29,7 @@ import numpy as np
 
 from .._common import check_h_backward, check_h_forward, check_h_step
 from ..rnn import RNNConfig, State, init_params, param_shapes, zero_state
-from ._blas import matmul, run_split
+from ._blas import column_sums, matmul, run_split
 from ._jit import dy_steps, jit, lengths_or_full, masked_state, sigmoid, tanh, weights_times_rows
 from ._kernel import no_panels, pack, times_packed
 
@@ -237,7 +237,7 @@ def backward(
     # Sums over all steps and rows (t, b): one GEMM each on the (T·B, ·) rows.
     da_rows = da.reshape(T * B, H)
     h_in = hs[:-1] if rec_mask is None else hs[:-1] * mask  # (T, B, H): h̃_{t-1}
-    db = da_rows.sum(axis=0)
+    db = column_sums(da_rows)
     grads = {
         "W_ih": matmul(da_rows, x.reshape(T * B, D), trans_a=True),  # (H, TB) @ (TB, D)
         "W_hh": matmul(da_rows, h_in.reshape(T * B, H), trans_a=True),  # (H, TB) @ (TB, H)
