@@ -32,7 +32,7 @@ def losses(framework: str, steps: int, hidden: int) -> list[float]:
     if framework == "rnnkit":
         from rnnkit import optim
         from rnnkit.tasks.language_model import LanguageModel
-        from rnnkit.train import Trainer
+        from rnnkit.train import Trainer, _detach
 
         lm = LanguageModel("char", cell="lstm", hidden=hidden, **Q.ARCH)
         lm.vocab = vocab
@@ -41,7 +41,7 @@ def losses(framework: str, steps: int, hidden: int) -> list[float]:
                                   clip_norm=Q.ARCH["clip_norm"], seed=Q.ARCH["seed"]), None
         for j in range(steps):
             value, states = trainer.step(*batches[j], states=states)
-            states = {i: tuple(a.copy() for a in s) for i, s in states.items()}  # carried as values
+            states = _detach(states)  # carried as values, as fit_stream does
             out.append(float(value))
         return out
     import torch
@@ -50,15 +50,8 @@ def losses(framework: str, steps: int, hidden: int) -> list[float]:
     net.load_state_dict(Q.rnnkit_initial_weights(train, hidden))
     opt, state = torch.optim.Adam(net.parameters(), lr=Q.ARCH["lr"]), None
     for j in range(steps):
-        x, y = batches[j]
-        logits, state = net(torch.from_numpy(x), state)
-        state = tuple(s.detach() for s in state)
-        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, len(vocab)), torch.from_numpy(y).reshape(-1))
-        opt.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(net.parameters(), Q.ARCH["clip_norm"])
-        opt.step()
-        out.append(loss.item())
+        loss, state = Q.torch_step(net, opt, *batches[j], state)
+        out.append(loss)
     return out
 
 

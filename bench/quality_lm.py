@@ -102,20 +102,32 @@ def torch_char_lm(V: int, hidden: int):
 
 def rnnkit_initial_weights(train: str, hidden: int) -> dict:
     """The weights the rnnkit run starts from (the same seed, vocabulary and draws), as the PyTorch CharLM's
-    state dict: rnnkit's layout is PyTorch's, so this is renaming."""
+    state dict: rnnkit's layout is PyTorch's, so this is renaming (``rnnkit.convert.torch.torch_names``)."""
     import torch
 
+    from rnnkit.convert.torch import torch_names
     from rnnkit.data import Vocabulary
     from rnnkit.tasks.language_model import LanguageModel
 
     lm = LanguageModel("char", cell="lstm", hidden=hidden, **ARCH)
     lm.vocab = Vocabulary.build(train)  # what fit builds before the model
-    embedding, recurrent, dense = lm._build_model().layers
-    weights = {"embedding.weight": embedding.params["W"], "out.weight": dense.params["W"], "out.bias": dense.params["b"]}
-    for k in range(ARCH["layers"]):
-        for ours, theirs in (("W_ih", "weight_ih"), ("W_hh", "weight_hh"), ("b_ih", "bias_ih"), ("b_hh", "bias_hh")):
-            weights[f"lstm.{theirs}_l{k}"] = recurrent.params[f"l{k}.{ours}"]
-    return {name: torch.from_numpy(np.ascontiguousarray(value)) for name, value in weights.items()}
+    layers = zip(("embedding", "lstm", "out"), lm._build_model().layers)
+    return {f"{module}.{theirs}": torch.from_numpy(np.ascontiguousarray(layer.params[ours]))
+            for module, layer in layers for ours, theirs in torch_names(layer).items()}
+
+
+def torch_step(model, opt, x: np.ndarray, y: np.ndarray, state):
+    """One step of the PyTorch loop, as ``fit_stream`` does it: forward from the carried ``state``,
+    cross-entropy, backward, gradient-norm clipping at ``clip_norm``, ``opt`` step; -> (loss, state)."""
+    import torch
+
+    logits, state = model(torch.from_numpy(x), state)
+    loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), torch.from_numpy(y).reshape(-1))
+    opt.zero_grad()
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), ARCH["clip_norm"])
+    opt.step()
+    return loss.item(), tuple(s.detach() for s in state)
 
 
 def run_torch(book: str, seconds: float, hidden: int, eval_chars: int) -> dict:
@@ -141,13 +153,7 @@ def run_torch(book: str, seconds: float, hidden: int, eval_chars: int) -> dict:
             if ANNEAL["on"]:
                 for group in opt.param_groups:
                     group["lr"] = ARCH["lr"] * (1 - min(1.0, (time.monotonic() - started) / seconds))
-            logits, state = model(torch.from_numpy(x), state)
-            state = tuple(s.detach() for s in state)
-            loss = nn.functional.cross_entropy(logits.reshape(-1, V), torch.from_numpy(y).reshape(-1))
-            opt.zero_grad()
-            loss.backward()
-            nn.utils.clip_grad_norm_(model.parameters(), ARCH["clip_norm"])
-            opt.step()
+            _, state = torch_step(model, opt, x, y, state)
             steps += 1
             if time.monotonic() >= deadline:
                 break
