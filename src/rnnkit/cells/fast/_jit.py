@@ -1,4 +1,4 @@
-"""The pieces every fast cell shares: the numba decorator, σ and tanh on scalars, the step mask.
+"""The pieces every fast cell shares: the numba decorator, the wide-vector hint, σ and tanh on scalars, the step mask.
 
 ``jit`` compiles with ``cache=True`` (the machine code is reused by the next process),
 ``error_model="numpy"`` (no division checks, which would block vectorisation) and
@@ -21,11 +21,32 @@ import math
 import numba
 import numpy as np
 from numba import types
-from numba.extending import overload
+from numba.extending import intrinsic, overload
 
 from ..._validation import check_lengths
 
 jit = functools.partial(numba.njit, cache=True, error_model="numpy", nogil=True, fastmath={"contract"})
+
+
+
+@intrinsic
+def wide_vectors(typingctx):
+    """``wide_vectors()``, first in a compiled function: LLVM may vectorise its loops 512 bits wide.
+
+    LLVM's default on AVX-512 machines is 256-bit vectors for loops it vectorises itself (the packed
+    kernel's tiles are explicit 512-bit vector code and need no hint). The gate math gains 4-13 % per
+    LSTM forward with 16 float32 lanes (measured at H = 16 to 256 on this machine). The hint is the
+    function attribute ``"prefer-vector-width"="512"``; a machine without 512-bit vectors ignores it.
+    """
+
+    def codegen(context, builder, signature, args):
+        # llvmlite checks attribute names against a fixed list; a string attribute with a value goes
+        # into the underlying set as written, as LLVM's IR spells it.
+        set.add(builder.function.attributes, '"prefer-vector-width"="512"')
+        return context.get_dummy_value()
+
+    return types.void(), codegen
+
 
 _TANH_CLAMP = np.float32(7.90531110763549805)  # tanh(±7.905) rounds to ±1 in float32
 _ALPHA = tuple(np.float32(a) for a in (  # numerator coefficients of x, x^3, ..., x^13

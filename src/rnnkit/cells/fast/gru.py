@@ -36,7 +36,16 @@ from ..gru import (
     zero_state,
 )
 from ._blas import column_sums, matmul, run_split
-from ._jit import dy_steps, jit, lengths_or_full, masked_state, sigmoid, tanh, weights_times_rows
+from ._jit import (
+    dy_steps,
+    jit,
+    lengths_or_full,
+    masked_state,
+    sigmoid,
+    tanh,
+    weights_times_rows,
+    wide_vectors,
+)
 from ._kernel import no_panels, pack, times_packed
 
 __all__ = ["GRUConfig", "State", "advance", "backward", "forward", "infer", "init_params", "param_shapes", "step", "zero_state"]
@@ -45,6 +54,7 @@ __all__ = ["GRUConfig", "State", "advance", "backward", "forward", "infer", "ini
 @jit
 def _rz(b0, b1, a, rec, bias):
     """Rows b0..b1: r, z = σ(a + rec + b) in place on the first 2H columns of a (B, 3H); rec (B, ≥ 2H)."""
+    wide_vectors()
     H2 = 2 * (a.shape[1] // 3)
     for b in range(b0, b1):
         for j in range(H2):
@@ -56,6 +66,7 @@ def _candidate(b0, b1, t, lengths, reset_after, a, rec_n, n0, bias, b_hn, h_prev
     """Rows b0..b1: n = tanh(a_n + b_n + r ⊙ hn), hn = rec_n + b_hn (reset_after, kept in hn), or
     tanh(a_n + b_n + rec_n) (reset_before, b_n holding b_hn); h' = n + z ⊙ (h_{t-1} - n); y_t = v h';
     carried h_t = h' on valid rows, h_{t-1} on padded ones. The recurrent n block is rec_n[:, n0:n0 + H]."""
+    wide_vectors()
     H = h_prev.shape[1]
     zero = a.dtype.type(0)
     for b in range(b0, b1):
@@ -85,6 +96,7 @@ def _gates_backward(b0, b1, t, lengths, reset_after, dh, dy_t, gates, h_prev, hn
     """Rows b0..b1: g = dh + dy_t; dA_z = g (h_{t-1} - n) z(1-z); da_n = g (1-z)(1-n²);
     dA_n = da_n ⊙ r (reset_after: through hn = h̃ W_hn^T + b_hn) or da_n (reset_before: through
     (r ⊙ h̃) W_hn^T); with reset_after also dA_r = da_n ⊙ hn ⊙ r(1-r). Padded rows get zeros."""
+    wide_vectors()
     H = dh.shape[1]
     one, zero = dh.dtype.type(1), dh.dtype.type(0)
     for b in range(b0, b1):
@@ -116,6 +128,7 @@ def _gates_backward(b0, b1, t, lengths, reset_after, dh, dy_t, gates, h_prev, hn
 @jit
 def _reset_backward(b0, b1, t, lengths, drh, h_prev, rec_mask, gates, dA):
     """reset_before, rows b0..b1: dA_r = drh ⊙ h̃ ⊙ r(1-r), drh = da_n W_hn (through (r ⊙ h̃) W_hn^T)."""
+    wide_vectors()
     H = drh.shape[1]
     one, zero = drh.dtype.type(1), drh.dtype.type(0)
     for b in range(b0, b1):
@@ -131,6 +144,7 @@ def _reset_backward(b0, b1, t, lengths, drh, h_prev, rec_mask, gates, dA):
 @jit
 def _dh_prev(b0, b1, t, lengths, reset_after, drec, drh, gates, rec_mask, g, dh):
     """Rows b0..b1: dh_{t-1} = (drec [+ drh ⊙ r]) ⊙ rec_mask + g ⊙ z on valid rows; padded rows keep dh_t."""
+    wide_vectors()
     H = dh.shape[1]
     for b in range(b0, b1):
         if not t < lengths[b]:

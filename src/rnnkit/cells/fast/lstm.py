@@ -47,6 +47,7 @@ from ._jit import (
     sigmoid,
     tanh,
     weights_times_rows,
+    wide_vectors,
 )
 from ._kernel import no_panels, pack, times_packed
 
@@ -57,6 +58,7 @@ __all__ = ["LSTMConfig", "State", "advance", "backward", "forward", "infer", "in
 def _cell_forward(b0, b1, t, lengths, a, bias, c_prev, w_ci, w_cf, w_co, cell_clip, c_raw, c_out, tanh_c, m):
     """Rows b0..b1 of step t: a = x_t W_ih^T + h̃_{t-1} W_hh^T, plus bias, (B, 4H) becomes [i, f, g, o] in place;
     c_raw, carried c, tanh(c), m (B, H)."""
+    wide_vectors()
     H = c_prev.shape[1]
     for b in range(b0, b1):
         for j in range(H):
@@ -85,6 +87,7 @@ def _cell_forward(b0, b1, t, lengths, a, bias, c_prev, w_ci, w_cf, w_co, cell_cl
 @jit
 def _emit(b0, b1, t, lengths, h_raw, proj_clip, h_prev, h_out, y_t):
     """Rows b0..b1: y_t = v_t clip(h_raw) (B, R); carried h_t = y_t on valid rows, h_{t-1} on padded ones."""
+    wide_vectors()
     R = h_prev.shape[1]
     zero = h_raw.dtype.type(0)
     for b in range(b0, b1):
@@ -107,6 +110,7 @@ def _dh_new(b0, b1, t, lengths, rec, rec_mask, dh, dy_t, h_raw, proj_clip, out):
     ``dh`` enters holding the part of dh_t that the step after carried back, and leaves holding
     the part this step carries back, (1 - v_t) dh_t.
     """
+    wide_vectors()
     R = dh.shape[1]
     zero = dh.dtype.type(0)
     for b in range(b0, b1):
@@ -130,6 +134,7 @@ def _cell_backward(b0, b1, t, lengths, dm, dc, gates, c_prev, c_t, c_raw, w_ci, 
     forward: one tanh per unit costs less than a (T, B, H) array. Padded rows (t >= lengths[b]) get
     da = 0 and pass dc on unchanged.
     """
+    wide_vectors()
     H = dc.shape[1]
     one, zero = dc.dtype.type(1), dc.dtype.type(0)
     for b in range(b0, b1):
@@ -166,6 +171,7 @@ STEPWISE_PROJECTION_MAX_D = 16  # input sizes up to which training computes x_t 
 @jit
 def _joined_input(b0, b1, x_t, h_prev, rec_mask, xh):
     """Rows b0..b1 of [x_t, h̃_{t-1}] (B, D + R) into ``xh``, h̃_{t-1} = h_{t-1} ⊙ rec_mask (ones when unmasked)."""
+    wide_vectors()
     D, R = x_t.shape[1], h_prev.shape[1]
     for b in range(b0, b1):
         for k in range(D):

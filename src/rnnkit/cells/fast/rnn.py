@@ -30,7 +30,16 @@ import numpy as np
 from .._common import check_h_backward, check_h_forward, check_h_step
 from ..rnn import RNNConfig, State, init_params, param_shapes, zero_state
 from ._blas import column_sums, matmul, run_split
-from ._jit import dy_steps, jit, lengths_or_full, masked_state, sigmoid, tanh, weights_times_rows
+from ._jit import (
+    dy_steps,
+    jit,
+    lengths_or_full,
+    masked_state,
+    sigmoid,
+    tanh,
+    weights_times_rows,
+    wide_vectors,
+)
 from ._kernel import no_panels, pack, times_packed
 
 __all__ = ["RNNConfig", "State", "advance", "backward", "forward", "infer", "init_params", "param_shapes", "step", "zero_state"]
@@ -46,6 +55,7 @@ def _cell_forward(b0, b1, t, lengths, code, bias, a, h_prev, h_out):
 
     Carried h_t = f(a) on valid rows (v_t = 1: t < lengths[b]), h_{t-1} on padded ones.
     """
+    wide_vectors()
     H = a.shape[1]
     zero = a.dtype.type(0)
     for b in range(b0, b1):
@@ -78,6 +88,7 @@ def _cell_backward(b0, b1, t, lengths, code, rec, rec_mask, dh, dy_t, h, da):
     ``dh`` enters holding the part of dh_t that the step after carried back, and leaves holding
     the part this step carries back, (1 - v_t) dh_t. Padded rows get da = 0.
     """
+    wide_vectors()
     H = dh.shape[1]
     zero, one = dh.dtype.type(0), dh.dtype.type(1)
     for b in range(b0, b1):
