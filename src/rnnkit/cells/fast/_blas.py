@@ -144,16 +144,17 @@ def _forget_pool() -> None:
 os.register_at_fork(after_in_child=_forget_pool)
 
 
-def run_split(loop, n: int, *args, min_rows: int | None = None, macs: float = float("inf")) -> None:
-    """``loop(b0, b1, *args)`` for each row block of ``split_rows(n, min_rows, macs)``, in parallel threads
-    (the first block on the calling thread).
+def run_split(loop, n: int, *args, min_rows: int | None = None, macs: float = float("inf"),
+              blocks: list[tuple[int, int]] | None = None) -> None:
+    """``loop(b0, b1, *args)`` for each row block of ``blocks`` (default ``split_rows(n, min_rows, macs)``), in
+    parallel threads (the first block on the calling thread).
 
     ``loop`` must be a compiled ``nogil`` function that touches only rows [b0, b1). While it runs,
     OpenBLAS is set to one thread, then set back: each block's products stay on its own core, and
     OpenBLAS's own threads, which spin for about 0.1 s after each multi-threaded call, never compete
     with the blocks. (The setting is process-wide: OpenBLAS's pthreads build has no per-thread one.)
     """
-    blocks = split_rows(n, min_rows, macs)
+    blocks = split_rows(n, min_rows, macs) if blocks is None else blocks
     if len(blocks) == 1 and blas_threads() == 1:
         loop(0, n, *args)
         return
