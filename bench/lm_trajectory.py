@@ -34,7 +34,7 @@ def losses(framework: str, steps: int, hidden: int) -> list[float]:
         from rnnkit.tasks.language_model import LanguageModel
         from rnnkit.train import Trainer, _detach
 
-        lm = LanguageModel("char", cell="lstm", hidden=hidden, **Q.ARCH)
+        lm = LanguageModel("char", hidden=hidden, **Q.ARCH)
         lm.vocab = vocab
         model = lm._build_model()  # the model LanguageModel.fit trains
         trainer, states = Trainer(model, "cross_entropy", optim.Adam(model.params, lr=Q.ARCH["lr"]),

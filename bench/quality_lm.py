@@ -3,9 +3,10 @@
 Three runs, each in its own process, one after the other:
 
 - ``rnnkit``: :class:`rnnkit.tasks.language_model.LanguageModel`, Shakespeare, char level,
-  Embedding(64) -> 2-layer LSTM(H) -> Dense(V), Adam, stateful truncated BPTT (B=32, bptt=100);
+  Embedding(64) -> 2-layer LSTM(H) (or GRU(H) with ``--cell gru``) -> Dense(V), Adam, stateful
+  truncated BPTT (B=32, bptt=100);
 - ``torch``: the same architecture, data stream, batch layout, optimiser and clipping in a plain
-  PyTorch loop (``nn.Embedding -> nn.LSTM -> nn.Linear``), for the same training wall time;
+  PyTorch loop (``nn.Embedding -> nn.LSTM or nn.GRU -> nn.Linear``), for the same training wall time;
 - ``hlm``: rnnkit on 红楼梦 (the 脂砚斋 commentary in 【…】 removed), char level, for samples.
 
 Training text: the first 95 % of each book; held out: the first ``--eval-chars`` characters of the
@@ -39,7 +40,7 @@ from pathlib import Path
 import numpy as np
 
 DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"  # shared/ beside the repository
-ARCH = {"embedding_dim": 64, "layers": 2, "bptt": 100, "batch_size": 32, "lr": 2e-3, "clip_norm": 5.0, "seed": 0}
+ARCH = {"cell": "lstm", "embedding_dim": 64, "layers": 2, "bptt": 100, "batch_size": 32, "lr": 2e-3, "clip_norm": 5.0, "seed": 0}
 ANNEAL = {"on": False}  # --anneal
 SAME_INIT = {"on": False}  # --same-init
 
@@ -66,7 +67,7 @@ def run_rnnkit(book: str, seconds: float, hidden: int, eval_chars: int, prime: s
     from rnnkit.tasks.language_model import LanguageModel
 
     train, held_out = load_book(book)
-    lm = LanguageModel("char", cell="lstm", hidden=hidden, max_vocab=3000 if book == "hlm" else None, **ARCH)
+    lm = LanguageModel("char", hidden=hidden, max_vocab=3000 if book == "hlm" else None, **ARCH)
     with tempfile.TemporaryDirectory() as folder:  # the checkpoint saved at the stop tells the step count
         started = time.monotonic()
         history = lm.fit(train, val_frac=0, epochs=1000, max_time=seconds, progress=False,
@@ -82,19 +83,20 @@ def run_rnnkit(book: str, seconds: float, hidden: int, eval_chars: int, prime: s
 
 
 def torch_char_lm(V: int, hidden: int):
-    """The PyTorch model: nn.Embedding(V, E) -> nn.LSTM(E, hidden, layers) -> nn.Linear(hidden, V), batch-first;
-    ``model(x, state) -> (logits, state)``."""
+    """The PyTorch model: nn.Embedding(V, E) -> nn.LSTM or nn.GRU (``ARCH["cell"]``, E -> hidden, layers) ->
+    nn.Linear(hidden, V), batch-first; ``model(x, state) -> (logits, state)``."""
     from torch import nn
 
     class CharLM(nn.Module):
         def __init__(self) -> None:
             super().__init__()
             self.embedding = nn.Embedding(V, ARCH["embedding_dim"])
-            self.lstm = nn.LSTM(ARCH["embedding_dim"], hidden, ARCH["layers"], batch_first=True)
+            recurrent = {"lstm": nn.LSTM, "gru": nn.GRU}[ARCH["cell"]]
+            self.rnn = recurrent(ARCH["embedding_dim"], hidden, ARCH["layers"], batch_first=True)
             self.out = nn.Linear(hidden, V)
 
         def forward(self, x, state=None):
-            h, state = self.lstm(self.embedding(x), state)
+            h, state = self.rnn(self.embedding(x), state)
             return self.out(h), state
 
     return CharLM()
@@ -109,9 +111,9 @@ def rnnkit_initial_weights(train: str, hidden: int) -> dict:
     from rnnkit.data import Vocabulary
     from rnnkit.tasks.language_model import LanguageModel
 
-    lm = LanguageModel("char", cell="lstm", hidden=hidden, **ARCH)
+    lm = LanguageModel("char", hidden=hidden, **ARCH)
     lm.vocab = Vocabulary.build(train)  # what fit builds before the model
-    layers = zip(("embedding", "lstm", "out"), lm._build_model().layers)
+    layers = zip(("embedding", "rnn", "out"), lm._build_model().layers)
     return {f"{module}.{theirs}": torch.from_numpy(np.ascontiguousarray(layer.params[ours]))
             for module, layer in layers for ours, theirs in torch_names(layer).items()}
 
@@ -127,7 +129,7 @@ def torch_step(model, opt, x: np.ndarray, y: np.ndarray, state):
     loss.backward()
     torch.nn.utils.clip_grad_norm_(model.parameters(), ARCH["clip_norm"])
     opt.step()
-    return loss.item(), tuple(s.detach() for s in state)
+    return loss.item(), state.detach() if isinstance(state, torch.Tensor) else tuple(s.detach() for s in state)
 
 
 def run_torch(book: str, seconds: float, hidden: int, eval_chars: int) -> dict:
@@ -181,7 +183,8 @@ def worker(args: argparse.Namespace) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=900.0, help="training wall time per run (default 900)")
-    parser.add_argument("--hidden", type=int, default=256, help="LSTM units per layer (default 256)")
+    parser.add_argument("--cell", choices=["lstm", "gru"], default=ARCH["cell"], help="recurrent cell (default lstm)")
+    parser.add_argument("--hidden", type=int, default=256, help="recurrent units per layer (default 256)")
     parser.add_argument("--eval-chars", type=int, default=100_000, help="held-out characters scored")
     parser.add_argument("--batch-size", type=int, default=ARCH["batch_size"], help="stream rows per step (default 32)")
     parser.add_argument("--runs", default="rnnkit,torch,hlm", help="comma list of rnnkit, torch, hlm")
@@ -192,7 +195,8 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     parser.add_argument("--worker", choices=["rnnkit", "torch", "hlm"], help=argparse.SUPPRESS)
     args = parser.parse_args()
-    ARCH["batch_size"], ARCH["seed"], ANNEAL["on"], SAME_INIT["on"] = args.batch_size, args.seed, args.anneal, args.same_init
+    ARCH["batch_size"], ARCH["seed"], ARCH["cell"] = args.batch_size, args.seed, args.cell
+    ANNEAL["on"], SAME_INIT["on"] = args.anneal, args.same_init
     if args.worker:
         print(json.dumps(worker(args), ensure_ascii=False))
         return
@@ -200,7 +204,7 @@ def main() -> None:
     for run in args.runs.split(","):
         command = [sys.executable, "-m", "bench.quality_lm", "--worker", run, "--seconds", str(args.seconds),
                    "--hidden", str(args.hidden), "--eval-chars", str(args.eval_chars),
-                   "--batch-size", str(args.batch_size), "--seed", str(args.seed)] + ["--anneal"] * args.anneal + ["--same-init"] * args.same_init
+                   "--batch-size", str(args.batch_size), "--seed", str(args.seed), "--cell", args.cell] + ["--anneal"] * args.anneal + ["--same-init"] * args.same_init
         done = subprocess.run(command, capture_output=True, text=True, encoding="utf-8", check=True)
         result = json.loads(done.stdout.strip().splitlines()[-1])
         results.append(result)

@@ -20,12 +20,14 @@ from rnnkit.tasks.language_model import LanguageModel
 TEXT = "To be, or not to be, that is the question:\nWhether 'tis nobler in the mind to suffer\n" * 4
 
 
-def test_torch_model_starts_from_the_rnnkit_models_weights() -> None:
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_torch_model_starts_from_the_rnnkit_models_weights(cell, monkeypatch) -> None:
+    monkeypatch.setitem(quality_lm.ARCH, "cell", cell)
     hidden, arch = 16, quality_lm.ARCH
     torch_model = quality_lm.torch_char_lm(len(Vocabulary.build(TEXT)), hidden)
     torch_model.load_state_dict(quality_lm.rnnkit_initial_weights(TEXT, hidden))
 
-    lm = LanguageModel("char", cell="lstm", hidden=hidden, **arch)
+    lm = LanguageModel("char", hidden=hidden, **arch)
     lm.vocab = Vocabulary.build(TEXT)  # what fit builds before the model
     model = lm._build_model()  # the model fit trains, before its first step
     ids = lm.encode(TEXT[:120]).reshape(4, 30)
