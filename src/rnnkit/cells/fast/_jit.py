@@ -28,7 +28,6 @@ from ..._validation import check_lengths
 jit = functools.partial(numba.njit, cache=True, error_model="numpy", nogil=True, fastmath={"contract"})
 
 
-
 @intrinsic
 def wide_vectors(typingctx):
     """``wide_vectors()``, first in a compiled function: LLVM may vectorise its loops 512 bits wide.
