@@ -1,8 +1,11 @@
-"""The packed-weight product kernel (rnnkit.cells.fast._kernel) against NumPy's matmul.
+"""The product kernel (rnnkit.cells.fast._kernel) against NumPy's matmul.
 
-Shapes cover every tile height (8, 4, 2, 1 rows), full panels and narrow last ones (of 16 columns
-in float32: written directly; of fewer or more: through the scratch tile), row blocks beyond ROW_BLOCK, an empty inner dimension, strided rows of A and of the output, a row range that
+``times_packed``: shapes cover every tile height (8, 4, 2, 1 rows), full panels and narrow last ones
+(of 16 columns in float32: written directly; of fewer or more: through the scratch tile), row blocks
+beyond ROW_BLOCK, an empty inner dimension, strided rows of A and of the output, a row range that
 leaves other rows alone, beta 0 and 1, W packed as given or transposed, float32 and float64.
+``add_transposed_times`` (X^T G added on, both used in place): the same tile heights and panel widths,
+row ranges, strided rows of every operand, and rows outside the range that hold NaN.
 """
 
 from __future__ import annotations
@@ -64,3 +67,25 @@ def test_times_packed_rejects_mismatched_operands():
         _kernel.times_packed(0, 2, np.ones((2, 5)), P, np.zeros((2, 20)), 0.0)  # inner 5, panels of 4 rows
     with pytest.raises(ValueError, match="do not fit"):
         _kernel.times_packed(0, 2, np.ones((2, 4)), P, np.zeros((2, 40)), 0.0)  # 40 columns need 3 panels
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("B, M, N, b0, b1", [(1, 1, 1, 0, 1), (15, 15, 7, 0, 15), (64, 16, 64, 0, 64),
+                                             (40, 13, 37, 3, 29), (50, 65, 512, 10, 50), (9, 3, 8, 2, 7),
+                                             (33, 17, 100, 0, 33), (5, 7, 24, 1, 4), (6, 4, 48, 3, 3)])
+def test_add_transposed_times_matches_numpy(B, M, N, b0, b1, dtype):
+    """Rows outside b0..b1 hold NaN: a read of them would show in the result."""
+    rng = np.random.default_rng(B * 1000 + M * 10 + N)
+    X, G, out = _strided(rng, B, M, dtype), _strided(rng, B, N, dtype), _strided(rng, M, N, dtype)
+    X[:b0], X[b1:], G[:b0], G[b1:] = np.nan, np.nan, np.nan, np.nan
+    expected = out + X[b0:b1].T @ G[b0:b1]
+    _kernel.add_transposed_times(b0, b1, X, G, out)
+    scale = max(1.0, float(np.abs(expected).max()))
+    assert np.abs(out - expected).max() <= TOL[dtype] * scale * max(b1 - b0, 1)
+
+
+def test_add_transposed_times_rejects_mismatched_operands():
+    with pytest.raises(ValueError, match="do not fit"):
+        _kernel.add_transposed_times(0, 2, np.ones((2, 3)), np.ones((2, 5)), np.zeros((3, 4)))
+    with pytest.raises(ValueError, match="do not fit"):
+        _kernel.add_transposed_times(0, 2, np.ones((2, 3)), np.ones((3, 5)), np.zeros((3, 5)))

@@ -46,20 +46,23 @@ def panel_width(dtype: np.dtype) -> int:
 
 
 def _tile_intrinsic(MR: int):
-    """``_tile(A, a0, lda, P, p0, C, c0, ldc, K, add, half)``: C[r, :n] (+)= Σ_k A[r, k] P[k, :n] for r < MR, with
-    n the panel's NR columns, or its first vector of them if ``half``.
+    """``_tile(A, a0, lda, P, p0, C, c0, ldc, K, add, half, strided, a_ks, ldp)``: C[r, :n] (+)= Σ_k A[r, k] P[k, :n]
+    for r < MR, with n the panel's NR columns, or its first vector of them if ``half``.
 
-    Flat element offsets into the arrays' data: A rows start at ``a0 + r·lda``, the panel at ``p0``
-    (K × NR contiguous), C rows at ``c0 + r·ldc``; ``add``: add to C instead of overwriting it.
+    Flat element offsets into the arrays' data: A[r, k] at ``a0 + r·lda + k``, panel row k at
+    ``p0 + k·NR`` (K × NR contiguous: packed), C rows at ``c0 + r·ldc``; ``add``: add to C instead of
+    overwriting it. ``strided``: A[r, k] at ``a0 + r·lda + k·a_ks`` and panel row k at ``p0 + k·ldp``
+    instead (operands used in place, e.g. A a transposed view, the panel NR columns of a row-major
+    matrix); a separate loop, so the packed one keeps its constant strides.
     """
 
     @intrinsic
-    def tile(typingctx, A, a0, lda, P, p0, C, c0, ldc, K, add, half):
+    def tile(typingctx, A, a0, lda, P, p0, C, c0, ldc, K, add, half, strided, a_ks, ldp):
         sig = types.void(A, types.intp, types.intp, P, types.intp, C, types.intp, types.intp, types.intp,
-                         types.boolean, types.boolean)
+                         types.boolean, types.boolean, types.boolean, types.intp, types.intp)
 
         def codegen(context, builder, signature, args):
-            A_v, a0_v, lda_v, P_v, p0_v, C_v, c0_v, ldc_v, K_v, add_v, half_v = args
+            A_v, a0_v, lda_v, P_v, p0_v, C_v, c0_v, ldc_v, K_v, add_v, half_v, strided_v, a_ks_v, ldp_v = args
             real = context.get_value_type(signature.args[5].dtype)
             lanes = VECTOR_BYTES // context.get_abi_sizeof(real)
             vec, i64 = ir.VectorType(real, lanes), ir.IntType(64)
@@ -75,19 +78,21 @@ def _tile_intrinsic(MR: int):
             const = lambda n: ir.Constant(i64, n)
             zero, splat_mask = ir.Constant(vec, None), ir.Constant(ir.VectorType(ir.IntType(32), lanes), None)
 
-            def emit(NV: int) -> None:
-                """The tile on the panel's first NV vectors: the sum over k (K_UNROLL steps of k per pass,
-                then one per pass for the rest), then the stores."""
+            def emit(NV: int, a_ks, ldp) -> None:
+                """The tile on the panel's first NV vectors, with A's k stride ``a_ks`` and the panel's row stride
+                ``ldp``: the sum over k (K_UNROLL steps of k per pass, then one per pass for the rest), then the
+                stores."""
                 rows = [builder.gep(a, [builder.mul(const(r), lda_v)]) for r in range(MR)]  # A's rows, found once
 
                 def fmas(k, acc):
                     """acc[r][v] + A[r, k] * P[k, v·lanes : (v+1)·lanes] for every r, v."""
-                    panel_row = builder.gep(p, [builder.mul(k, const(2 * lanes))])
+                    panel_row = builder.gep(p, [builder.mul(k, ldp)])
                     w = [builder.load(builder.bitcast(builder.gep(panel_row, [const(v * lanes)]), vec_ptr), align=4)
                          for v in range(NV)]
+                    a_k = builder.mul(k, a_ks)
                     new = []
                     for r in range(MR):
-                        a_rk = builder.load(builder.gep(rows[r], [k]))
+                        a_rk = builder.load(builder.gep(rows[r], [a_k]))
                         a_vec = builder.shuffle_vector(builder.insert_element(ir.Constant(vec, ir.Undefined), a_rk,
                                                                               const(0)),
                                                        ir.Constant(vec, ir.Undefined), splat_mask)
@@ -134,11 +139,13 @@ def _tile_intrinsic(MR: int):
                         for where, total in zip(wheres, totals):
                             builder.store(total, where, align=4)
 
-            with builder.if_else(half_v) as (first_vector, whole_panel):
-                with first_vector:
-                    emit(1)
-                with whole_panel:
-                    emit(2)
+            with builder.if_else(strided_v) as (in_place, packed):
+                for branch, strides in ((in_place, (a_ks_v, ldp_v)), (packed, (const(1), const(2 * lanes)))):
+                    with branch, builder.if_else(half_v) as (first_vector, whole_panel):
+                        with first_vector:
+                            emit(1, *strides)
+                        with whole_panel:
+                            emit(2, *strides)
             return context.get_dummy_value()
 
         return sig, codegen
@@ -168,23 +175,21 @@ def pack(W, trans):
 
 
 @jit
-def _tiles(m0, m1, A, P, q, half, C, c0, ldc, add):
-    """Rows m0..m1 of C (+)= A P[q] (only the panel's first vector of columns if ``half``), in tiles of 8, 4,
-    2, 1 rows; row m0 of C starts at element c0 of its data, rows ldc apart."""
-    lda, K, NR = A.strides[0] // A.itemsize, P.shape[1], P.shape[2]
-    p0 = q * K * NR
-    m = m0
-    while m + 8 <= m1:
-        _TILE_8(A, m * lda, lda, P, p0, C, c0 + (m - m0) * ldc, ldc, K, add, half)
+def _tiles(M, A, a0, lda, P, p0, C, c0, ldc, K, add, half, strided, a_ks, ldp):
+    """M rows of C (+)= A P over one panel (only its first vector of columns if ``half``), in tiles of 8, 4, 2,
+    1 rows: row r of A starts at element a0 + r·lda of its data, of C at c0 + r·ldc (see ``_tile_intrinsic``)."""
+    m = 0
+    while m + 8 <= M:
+        _TILE_8(A, a0 + m * lda, lda, P, p0, C, c0 + m * ldc, ldc, K, add, half, strided, a_ks, ldp)
         m += 8
-    if m + 4 <= m1:
-        _TILE_4(A, m * lda, lda, P, p0, C, c0 + (m - m0) * ldc, ldc, K, add, half)
+    if m + 4 <= M:
+        _TILE_4(A, a0 + m * lda, lda, P, p0, C, c0 + m * ldc, ldc, K, add, half, strided, a_ks, ldp)
         m += 4
-    if m + 2 <= m1:
-        _TILE_2(A, m * lda, lda, P, p0, C, c0 + (m - m0) * ldc, ldc, K, add, half)
+    if m + 2 <= M:
+        _TILE_2(A, a0 + m * lda, lda, P, p0, C, c0 + m * ldc, ldc, K, add, half, strided, a_ks, ldp)
         m += 2
-    if m < m1:
-        _TILE_1(A, m * lda, lda, P, p0, C, c0 + (m - m0) * ldc, ldc, K, add, half)
+    if m < M:
+        _TILE_1(A, a0 + m * lda, lda, P, p0, C, c0 + m * ldc, ldc, K, add, half, strided, a_ks, ldp)
 
 
 @jit
@@ -203,15 +208,51 @@ def times_packed(b0, b1, A, P, out, beta):
     rest = N - full * NR  # columns of the last, narrow panel (0: none)
     half, direct = rest <= NR // 2, rest == NR // 2
     scratch = np.empty((0 if direct or rest == 0 else ROW_BLOCK, NR), out.dtype)
+    lda = A.strides[0] // A.itemsize
     for r0 in range(b0, b1, ROW_BLOCK):
         r1 = min(r0 + ROW_BLOCK, b1)
         for q in range(full):
-            _tiles(r0, r1, A, P, q, False, out, r0 * ldc + q * NR, ldc, add)
+            _tiles(r1 - r0, A, r0 * lda, lda, P, q * K * NR, out, r0 * ldc + q * NR, ldc, K, add, False, False, 1, NR)
         if direct:
-            _tiles(r0, r1, A, P, full, True, out, r0 * ldc + full * NR, ldc, add)
+            _tiles(r1 - r0, A, r0 * lda, lda, P, full * K * NR, out, r0 * ldc + full * NR, ldc, K, add, True, False, 1,
+                   NR)
         elif rest > 0:
-            _tiles(r0, r1, A, P, full, half, scratch, 0, NR, False)
+            _tiles(r1 - r0, A, r0 * lda, lda, P, full * K * NR, scratch, 0, NR, K, False, half, False, 1, NR)
             for m in range(r0, r1):
                 for j in range(rest):
                     v = scratch[m - r0, j]
                     out[m, full * NR + j] = out[m, full * NR + j] + v if add else v
+
+
+@jit
+def add_transposed_times(b0, b1, X, G, out):
+    """out (M, N) += X[b0:b1]^T G[b0:b1], X (B, M), G (B, N): a sum over rows b0..b1 of x_b^T g_b, with neither
+    operand copied (a weight gradient's part from one step, e.g. dW_hh^T += h̃_{t-1}^T da_t).
+
+    The tiles read X as the transposed A (A[m, k] = X[b0 + k, m]) and G's rows as panels of NR columns
+    in place (``strided``); a last, narrow panel of G is copied out, zero-padded, and its tile goes
+    through a scratch unless it fills one vector exactly. Rows of X, G and out must be contiguous
+    (any row stride).
+    """
+    M, N = out.shape
+    if X.shape[1] != M or G.shape[1] != N or X.shape[0] != G.shape[0]:
+        raise ValueError("add_transposed_times: X, G and out do not fit")
+    K, NR = b1 - b0, 2 * VECTOR_BYTES // out.itemsize
+    ldx, ldg, ldc = X.strides[0] // X.itemsize, G.strides[0] // G.itemsize, out.strides[0] // out.itemsize
+    full = N // NR
+    rest = N - full * NR  # columns of the last, narrow panel (0: none)
+    for q in range(full):
+        _tiles(M, X, b0 * ldx, 1, G, b0 * ldg + q * NR, out, q * NR, ldc, K, True, False, True, ldx, ldg)
+    if rest > 0:
+        panel = np.zeros((K, NR), out.dtype)
+        for k in range(K):
+            for j in range(rest):
+                panel[k, j] = G[b0 + k, full * NR + j]
+        if rest == NR // 2:
+            _tiles(M, X, b0 * ldx, 1, panel, 0, out, full * NR, ldc, K, True, True, True, ldx, NR)
+        else:
+            scratch = np.empty((M, NR), out.dtype)
+            _tiles(M, X, b0 * ldx, 1, panel, 0, scratch, 0, NR, K, False, rest <= NR // 2, True, ldx, NR)
+            for m in range(M):
+                for j in range(rest):
+                    out[m, full * NR + j] += scratch[m, j]

@@ -8,17 +8,19 @@ multiply by weights packed once per call (``_kernel.pack``, ``_kernel.times_pack
     forward:  a_t = x_t W_ih^T + h̃_{t-1} W_hh^T -> _cell_forward: i, f, g, o, c_t, tanh(c_t), m_t
               [h_raw = m_t W_hr^T] -> _emit: clip, length blend, y_t
     backward: _dh_new: dL/dh_raw -> [dm = dh_raw W_hr] -> _cell_backward: da_t, dc_{t-1}
-              -> rec = da_t W_hh
+              -> rec = da_t W_hh [-> _step_gradients: dx_t, dW_ih, dW_hh, db]
 
 Rows of a batch never meet inside the loop, so ``_blas.run_split`` runs one loop per block of rows,
 one block per BLAS thread, in parallel. A training forward with many input features computes the
 input projection x W_ih^T as one large GEMM over all T·B rows before the loop; otherwise (few
-features, or ``infer``) it is a product per step inside the loop. The weight gradients and ``dx``
-(after the backward loop) are single large GEMMs over all T·B rows (``_blas.matmul``), except with
-few input features: then ``dx_t``, dW_ih and db are computed inside the backward loop while ``da_t``
-is in the cache, which saves three passes over the (T, B, 4H) array ``da`` (a training step at
-(B, T, D, H) = (512, 50, 1, 64): 41.6 → 35.8 ms on one core). ``infer`` keeps one step of the gates
-and two of the state (alternating) instead of all of them.
+features, or ``infer``) it is a product per step inside the loop. When the weight gradients fit in
+the cache (``STEP_GRADIENTS_MAX_BYTES``), the backward loop computes ``dx_t`` and adds each step's
+x_t^T da_t, h̃_{t-1}^T da_t and Σ_b da_t to dW_ih, dW_hh and db while ``da_t`` is in the cache
+(``_kernel.add_transposed_times``, one part per row block): no (T, B, 4H) array ``da`` is written
+or read back (a training step at (B, T, D, H) = (512, 50, 1, 64): 27.5 → 24.4 ms on one core,
+(64, 200, 8, 16): 3.28 → 2.76). Larger weights get them as single GEMMs over all T·B rows after the
+loop (``_blas.matmul``). ``infer`` keeps one step of the gates and two of the state (alternating)
+instead of all of them.
 
 Each kernel loop writes one array (LLVM then vectorises it along the units). Options that are off
 become neutral values (peepholes 0, clips ±inf, rec_mask 1, lengths T), so each kernel is compiled
@@ -52,7 +54,7 @@ from ._jit import (
     weights_times_rows,
     wide_vectors,
 )
-from ._kernel import no_panels, pack, times_packed
+from ._kernel import add_transposed_times, no_panels, pack, times_packed
 
 __all__ = ["LSTMConfig", "State", "advance", "backward", "forward", "infer", "init_params", "param_shapes", "step", "zero_state"]
 
@@ -168,23 +170,23 @@ def _cell_backward(b0, b1, t, lengths, dm, dc, gates, c_prev, c_t, c_raw, w_ci, 
 
 
 @jit
-def _input_gradients(b0, b1, da_t, x_t, P_ih, dx_t, dW_ih_t, db):
+def _step_gradients(b0, b1, da_t, x_t, h_in, P_ih, dx_t, dW_ih_t, dW_hh_t, db):
     """Rows b0..b1 of a step, while da_t (B, 4H) is in the cache: dx_t = da_t W_ih (B, D), and this row block's
-    sums dW_ih^T (D, 4H) += x_t^T da_t, db (4H,) += Σ_b da_t[b]; ``P_ih``: W_ih packed (for few input features)."""
+    sums dW_ih^T (D, 4H) += x_t^T da_t, dW_hh^T (R, 4H) += h̃_{t-1}^T da_t (``h_in`` = h̃_{t-1}), db (4H,) += Σ_b da_t[b];
+    ``P_ih``: W_ih packed."""
     wide_vectors()
     times_packed(b0, b1, da_t, P_ih, dx_t, 0.0)
-    G = da_t.shape[1]
+    add_transposed_times(b0, b1, x_t, da_t, dW_ih_t)
+    add_transposed_times(b0, b1, h_in, da_t, dW_hh_t)
     for b in range(b0, b1):
-        for n in range(G):
+        for n in range(da_t.shape[1]):
             db[n] += da_t[b, n]
-        for k in range(x_t.shape[1]):
-            x_bk = x_t[b, k]
-            for n in range(G):
-                dW_ih_t[k, n] += x_bk * da_t[b, n]
 
 
 JOINED_INPUT_MAX_D = 4  # input sizes up to which a step's products are one, on [x_t, h̃_{t-1}]
 STEPWISE_PROJECTION_MAX_D = 16  # input sizes up to which training computes x_t W_ih^T inside the time loop
+STEP_GRADIENTS_MAX_BYTES = 512 * 1024  # dW_ih and dW_hh together up to which the backward sums them step by step
+# (measured: (D, H) = (65, 128), 395 KB: 13.6 -> 12.6 ms a training step on one core; (65, 256), 1.3 MB: 87 -> 92)
 
 
 @jit
@@ -240,16 +242,19 @@ def _forward_rows(b0, b1, x, P_xh, P_ih, bias, P_hh, P_hr, rec_mask, masked, len
 
 @jit
 def _backward_rows(b0, b1, lengths, gates, cs, c_raw, h_raw, P_hh, P_hr, rec_mask, w_ci, w_cf, w_co,
-                   cell_clip, proj_clip, dy, dh, dc, dh_raw, dm, rec, da, x, P_ih, dx, starts, dW_ih_parts, db_parts):
+                   cell_clip, proj_clip, dy, dh, dc, dh_raw, dm, rec, da, x, hs, masked, h_in, P_ih, dx, starts,
+                   dW_ih_parts, dW_hh_parts, db_parts):
     """The backward time loop over rows b0..b1; ``P_hh``, ``P_hr``: W_hh and W_hr packed (``P_hr`` has no
     panel, and ``dm`` is unused, without projection).
 
-    ``dh``, ``dc`` enter as the gradient of the final state and leave as that of the initial one. With few
-    input features ``P_ih`` (W_ih packed) has panels, and each step's ``dx[t]`` and its part of the sums for
-    dW_ih and db are computed as soon as ``da[t]`` is (``_input_gradients``), into the part of the row block
-    that starts at b0 (``starts``: the blocks' first rows); otherwise they are left to GEMMs after the loop.
+    ``dh``, ``dc`` enter as the gradient of the final state and leave as that of the initial one. When
+    ``P_ih`` (W_ih packed) has panels, each step's ``dx[t]`` and its parts of the sums for dW_ih, dW_hh and db
+    are computed as soon as ``da_t`` is (``_step_gradients``, h̃_{t-1} into the scratch ``h_in``), into the
+    parts of the row block that starts at b0 (``starts``: the blocks' first rows), and ``da`` may hold a
+    single step (``da[t % len(da)]``); otherwise they are left to GEMMs on all of ``da`` after the loop.
     """
     T = gates.shape[0]
+    part = np.searchsorted(starts, b0)
     projected = P_hr.shape[0] > 0
     tanh_c = np.empty(dc.shape[1], dc.dtype)
     for t in range(T - 1, -1, -1):
@@ -258,12 +263,13 @@ def _backward_rows(b0, b1, lengths, gates, cs, c_raw, h_raw, P_hh, P_hr, rec_mas
                 proj_clip, dh_raw_t)
         if projected:
             times_packed(b0, b1, dh_raw_t, P_hr, dm, 0.0)  # through h_raw = m W_hr^T
+        da_t = da[t % len(da)]
         _cell_backward(b0, b1, t, lengths, dm if projected else dh_raw_t, dc, gates[t], cs[t], cs[t + 1],
-                       c_raw[min(t, len(c_raw) - 1)], w_ci, w_cf, w_co, cell_clip, tanh_c, da[t])
-        times_packed(b0, b1, da[t], P_hh, rec, 0.0)  # through a_t += h̃_{t-1} W_hh^T
-        if P_ih.shape[0] > 0:  # through a_t += x_t W_ih^T, while da[t] is in the cache
-            part = np.searchsorted(starts, b0)
-            _input_gradients(b0, b1, da[t], x[t], P_ih, dx[t], dW_ih_parts[part], db_parts[part])
+                       c_raw[min(t, len(c_raw) - 1)], w_ci, w_cf, w_co, cell_clip, tanh_c, da_t)
+        times_packed(b0, b1, da_t, P_hh, rec, 0.0)  # through a_t += h̃_{t-1} W_hh^T
+        if P_ih.shape[0] > 0:  # the weight gradients' parts and dx_t, while da_t is in the cache
+            _step_gradients(b0, b1, da_t, x[t], masked_state(b0, b1, hs[t], masked, rec_mask, h_in), P_ih, dx[t],
+                            dW_ih_parts[part], dW_hh_parts[part], db_parts[part])
     for b in range(b0, b1):
         for j in range(dh.shape[1]):
             dh[b, j] += rec[b, j] * rec_mask[b, j]  # dh_0
@@ -423,33 +429,35 @@ def backward(
     H, P, R, dtype = cfg.hidden_size, cfg.proj_size, cfg.output_size, x.dtype
     dy = dy_steps(None if dy is None else check_float_array(dy, "dy", shape=(T, B, R), dtype=dtype), B, R, dtype)
     dh, dc = (s.copy() for s in _check_state(dstate, B, cfg, dtype, "dstate"))  # (B, R), (B, H): updated in place
-    da = np.empty((T, B, 4 * H), dtype)  # dL/da_t for the pre-activations [i, f, g, o]
     dh_raw = np.empty((T if P else 1, B, R), dtype)  # dL/dh_raw_t, kept for every step for dW_hr
     blocks = split_rows(B, macs=T * B * (4 * H * R + P * H))
-    in_loop = D <= STEPWISE_PROJECTION_MAX_D  # dx, dW_ih and db inside the loop (one row-block part each)
-    parts = len(blocks) if in_loop else 0
+    in_loop = (D + R) * 4 * H * dtype.itemsize <= STEP_GRADIENTS_MAX_BYTES  # dx, dW_ih, dW_hh, db inside the loop
+    parts = len(blocks) if in_loop else 0  # one part of each sum per row block
+    da = np.empty((1 if in_loop and not cfg.peepholes else T, B, 4 * H), dtype)  # dL/da_t for [i, f, g, o]
     P_ih = pack(p["W_ih"], False) if in_loop else no_panels(4 * H, dtype)
-    dx, dW_ih_parts, db_parts = np.empty((T if in_loop else 0, B, D), dtype), \
-        np.zeros((parts, D, 4 * H), dtype), np.zeros((parts, 4 * H), dtype)
+    dx = np.empty((T if in_loop else 0, B, D), dtype)
+    dW_ih_parts, dW_hh_parts = np.zeros((parts, D, 4 * H), dtype), np.zeros((parts, R, 4 * H), dtype)
+    db_parts = np.zeros((parts, 4 * H), dtype)
     run_split(_backward_rows, B, lengths, gates, cs, cache["c_raw"], cache["h_raw"], pack(p["W_hh"], False),
               _packed_projection(p, cfg, False), mask, *_options(p, cfg), dy, dh, dc, dh_raw,
-              np.empty((B, H), dtype), np.zeros((B, R), dtype), da, x, P_ih, dx,
-              np.array([b0 for b0, _ in blocks], np.int64), dW_ih_parts, db_parts, blocks=blocks)
+              np.empty((B, H), dtype), np.zeros((B, R), dtype), da, x, hs, cache["masked"], np.empty((B, R), dtype),
+              P_ih, dx, np.array([b0 for b0, _ in blocks], np.int64), dW_ih_parts, dW_hh_parts, db_parts,
+              blocks=blocks)
     grads = {}
     if cfg.peepholes:  # padded rows have da = 0
         grads["w_ci"] = np.einsum("tbh,tbh->h", da[:, :, :H], cs[:-1])
         grads["w_cf"] = np.einsum("tbh,tbh->h", da[:, :, H:2 * H], cs[:-1])
         grads["w_co"] = np.einsum("tbh,tbh->h", da[:, :, 3 * H:], cs[1:])  # c_t
-    # Sums over all steps and rows (t, b): one GEMM each on the (T·B, ·) rows.
-    da_rows = da.reshape(T * B, 4 * H)
-    h_in = hs[:-1] * mask if cache["masked"] else hs[:-1]  # (T, B, R): h̃_{t-1}
-    if in_loop:  # the row blocks' parts
-        dW_ih, db = np.ascontiguousarray(dW_ih_parts.sum(axis=0).T), db_parts.sum(axis=0)
-    else:
+    if in_loop:  # the row blocks' parts, transposed
+        dW_ih, dW_hh = (np.ascontiguousarray(parts.sum(axis=0).T) for parts in (dW_ih_parts, dW_hh_parts))
+        db = db_parts.sum(axis=0)
+    else:  # sums over all steps and rows (t, b): one GEMM each on the (T·B, ·) rows
+        da_rows = da.reshape(T * B, 4 * H)
+        h_in = hs[:-1] * mask if cache["masked"] else hs[:-1]  # (T, B, R): h̃_{t-1}
         dW_ih, db = matmul(da_rows, x.reshape(T * B, D), trans_a=True), column_sums(da_rows)  # (4H, TB) @ (TB, D)
+        dW_hh = matmul(da_rows, h_in.reshape(T * B, R), trans_a=True)  # (4H, TB) @ (TB, R)
         dx = matmul(da_rows, p["W_ih"]).reshape(T, B, D)  # (TB, 4H) @ (4H, D)
-    grads.update({"W_ih": dW_ih, "W_hh": matmul(da_rows, h_in.reshape(T * B, R), trans_a=True),  # (4H, TB) @ (TB, R)
-                  "b_ih": db, "b_hh": db.copy()})
+    grads.update({"W_ih": dW_ih, "W_hh": dW_hh, "b_ih": db, "b_hh": db.copy()})
     if P:
         grads["W_hr"] = matmul(dh_raw.reshape(T * B, R), cache["m"].reshape(T * B, H), trans_a=True)  # (P, TB) @ (TB, H)
     return grads, dx, (dh, dc)
