@@ -277,3 +277,19 @@ def test_parity_with_column_major_weights(mod, cfg, loop_path):
     grads, dx, dstate0 = mod.backward(p, cfg, cache, **bwd)
     grads_f, dx_f, dstate0_f = FAST[mod].backward(p_f, cfg, cache_f, **bwd)
     _assert_close((y, state, grads, dx, dstate0), (y_f, state_f, grads_f, dx_f, dstate0_f), np.float64, 1e-10)
+
+
+@pytest.mark.parametrize("shape", [7, (3, 5), (2, 0, 4), (4, 1, 16)])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_aligned_arrays_start_on_a_cache_line(shape, dtype):
+    """The fast cells' arrays start on 64-byte boundaries (NumPy's own start 16 bytes past one here)."""
+    from rnnkit.cells.fast import _jit
+
+    source = np.arange(np.prod(shape), dtype=dtype).reshape(shape)
+    for array in (_jit.aligned_empty(shape, dtype), _jit.aligned_full(shape, 2.5, dtype),
+                  _jit.aligned_copy(np.asfortranarray(source))):
+        assert array.size == 0 or array.ctypes.data % 64 == 0  # an empty array has no data to align
+        assert array.flags.c_contiguous and array.flags.writeable
+        assert array.shape == source.shape and array.dtype == dtype
+    assert (_jit.aligned_full(shape, 2.5, dtype) == 2.5).all()
+    np.testing.assert_array_equal(_jit.aligned_copy(np.asfortranarray(source)), source)

@@ -33,6 +33,7 @@ import numpy as np
 from numba import types
 from numba.extending import overload
 
+from ._jit import aligned_empty
 from ._kernel import pack, times_packed
 
 _ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112
@@ -230,7 +231,7 @@ def matmul(A: np.ndarray, B: np.ndarray, *, trans_a: bool = False, trans_b: bool
     the sum over its rows shared instead, each thread's part added at the end.
     """
     A, B = _rows_contiguous(A), _rows_contiguous(B)
-    C = np.empty((A.shape[1] if trans_a else A.shape[0], B.shape[0] if trans_b else B.shape[1]), A.dtype)
+    C = aligned_empty((A.shape[1] if trans_a else A.shape[0], B.shape[0] if trans_b else B.shape[1]), A.dtype)
     macs = C.shape[0] * C.shape[1] * (A.shape[0] if trans_a else A.shape[1])
     if not trans_a and C.shape[1] <= PACKED_MAX_N:
         run_split(times_packed, C.shape[0], A, pack(B, trans_b), C, 0.0, min_rows=GEMM_MIN_ROWS_PER_THREAD, macs=macs)

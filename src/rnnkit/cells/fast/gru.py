@@ -37,6 +37,9 @@ from ..gru import (
 )
 from ._blas import column_sums, matmul, run_split
 from ._jit import (
+    aligned_copy,
+    aligned_empty,
+    aligned_full,
     dy_steps,
     jit,
     lengths_or_full,
@@ -298,19 +301,19 @@ def _run(p: dict[str, np.ndarray], cfg: GRUConfig, x: np.ndarray, h0: np.ndarray
     G = 3 if cfg.reset_after else 2  # the blocks of W_hh that multiply h̃ directly
     steps = T if keep else 1  # steps of the per-step arrays held at once
     if D <= STEPWISE_PROJECTION_MAX_D or not keep:  # projected step by step inside the loop
-        P_ih, gates = pack(p["W_ih"], True), np.empty((steps, B, 3 * H), dtype)
+        P_ih, gates = pack(p["W_ih"], True), aligned_empty((steps, B, 3 * H), dtype)
     else:  # (T, B, 3H): x_t W_ih^T from one GEMM, then r, z, n in place
         P_ih = no_panels(D, dtype)
         gates = matmul(x.reshape(T * B, D), p["W_ih"], trans_b=True).reshape(T, B, 3 * H)
-    hs = np.empty((steps + 1, B, H), dtype)  # carried h_0 .. h_T
+    hs = aligned_empty((steps + 1, B, H), dtype)  # carried h_0 .. h_T
     hs[0] = h0
-    hn = np.empty((steps if cfg.reset_after else 1, B, H), dtype)  # h̃ W_hn^T + b_hn, kept for backward (reset_after)
-    y = np.empty((T, B, H), dtype)
-    mask = np.ones((B, H), dtype) if rec_mask is None else np.ascontiguousarray(rec_mask)
+    hn = aligned_empty((steps if cfg.reset_after else 1, B, H), dtype)  # h̃ W_hn^T + b_hn, kept for backward (reset_after)
+    y = aligned_empty((T, B, H), dtype)
+    mask = aligned_full((B, H), 1, dtype) if rec_mask is None else np.ascontiguousarray(rec_mask)
     bias, b_hn = _biases(cfg.reset_after, p["b_ih"], p["b_hh"])
     run_split(_forward_rows, B, cfg.reset_after, x, P_ih, bias, b_hn, *_recurrent_panels(p, cfg, True), mask,
-              rec_mask is not None, lengths, gates, hs, hn, y, np.empty((B, G * H), dtype),
-              *(np.empty((B, H), dtype) for _ in range(3)),  # rec, rec_n, h_in, rh
+              rec_mask is not None, lengths, gates, hs, hn, y, aligned_empty((B, G * H), dtype),
+              *(aligned_empty((B, H), dtype) for _ in range(3)),  # rec, rec_n, h_in, rh
               macs=T * B * 3 * H * (H + D * (len(P_ih) > 0)))
     h_T = hs[T % len(hs)].copy()
     if not keep:
@@ -332,11 +335,11 @@ def backward(
     T, B, _ = x.shape
     H, dtype = cfg.hidden_size, hs.dtype
     dy, dh = check_h_backward(dy, dstate, (T, B, H), dtype)
-    dy = dy_steps(dy, B, H, dtype)
-    dA = np.empty((T, B, 3 * H), dtype)  # gradients of the recurrent product's blocks r, z, n
-    da_n = np.empty((T if cfg.reset_after else 1, B, H), dtype)  # of a_n; dA's n block itself with reset_before
+    dy, dh = dy_steps(dy, B, H, dtype), aligned_copy(dh)  # dh: updated in place
+    dA = aligned_empty((T, B, 3 * H), dtype)  # gradients of the recurrent product's blocks r, z, n
+    da_n = aligned_empty((T if cfg.reset_after else 1, B, H), dtype)  # of a_n; dA's n block itself with reset_before
     run_split(_backward_rows, B, cfg.reset_after, lengths, gates, hs, hn, mask, *_recurrent_panels(p, cfg, False), dy,
-              dh, dA, da_n, *(np.empty((B, H), dtype) for _ in range(3)),  # g, drh, drec
+              dh, dA, da_n, *(aligned_empty((B, H), dtype) for _ in range(3)),  # g, drh, drec
               macs=T * B * 3 * H * H)
     h_m = hs[:-1] * mask if cache["masked"] else hs[:-1]  # (T, B, H): h̃ for every step
     grads, dx = weight_gradients(p, cfg, x, h_m, gates[:, :, :H], dA, da_n if cfg.reset_after else dA[:, :, 2 * H:],

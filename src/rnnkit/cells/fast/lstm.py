@@ -45,6 +45,9 @@ from ..lstm import (
 )
 from ._blas import column_sums, matmul, run_split, split_rows
 from ._jit import (
+    aligned_copy,
+    aligned_empty,
+    aligned_full,
     dy_steps,
     jit,
     lengths_or_full,
@@ -388,21 +391,22 @@ def _run(p: dict[str, np.ndarray], cfg: LSTMConfig, x: np.ndarray, h0: np.ndarra
     W_ih, W_hh = p["W_ih"], p["W_hh"]
     if D <= JOINED_INPUT_MAX_D:  # one product per step on [x_t, h̃_{t-1}]
         P_xh, P_ih, P_hh = pack(np.concatenate([W_ih, W_hh], axis=1), True), no_panels(D, dtype), no_panels(R, dtype)
-        gates, xh = np.empty((steps, B, 4 * H), dtype), np.empty((B, D + R), dtype)
+        gates, xh = aligned_empty((steps, B, 4 * H), dtype), aligned_empty((B, D + R), dtype)
     elif D <= STEPWISE_PROJECTION_MAX_D or not keep:  # two products per step
         P_xh, P_ih, P_hh = no_panels(D + R, dtype), pack(W_ih, True), pack(W_hh, True)
-        gates, xh = np.empty((steps, B, 4 * H), dtype), np.empty((B, R), dtype)
+        gates, xh = aligned_empty((steps, B, 4 * H), dtype), aligned_empty((B, R), dtype)
     else:  # (T, B, 4H): x_t W_ih^T from one GEMM, then i, f, g, o in place
         P_xh, P_ih, P_hh = no_panels(D + R, dtype), no_panels(D, dtype), pack(W_hh, True)
-        gates, xh = matmul(x.reshape(T * B, D), W_ih, trans_b=True).reshape(T, B, 4 * H), np.empty((B, R), dtype)
-    hs, cs = np.empty((steps + 1, B, R), dtype), np.empty((steps + 1, B, H), dtype)  # carried h_0..h_T, c_0..c_T
+        gates, xh = matmul(x.reshape(T * B, D), W_ih, trans_b=True).reshape(T, B, 4 * H), aligned_empty((B, R), dtype)
+    hs, cs = aligned_empty((steps + 1, B, R), dtype), aligned_empty((steps + 1, B, H), dtype)  # carried h_0..T, c_0..T
     hs[0], cs[0] = h0, c0
     # c_t before its clip and the step's h before its clip: kept for every step only when a clip needs them
-    c_raw = np.empty((steps if cfg.cell_clip is not None else 1, B, H), dtype)
-    h_raw = np.empty((steps if cfg.proj_clip is not None else 1, B, R), dtype)
-    tanh_c, y = np.empty((1, B, H), dtype), np.empty((T, B, R), dtype)  # tanh(c_t): the backward computes it again
-    m = np.empty((steps, B, H), dtype) if P else h_raw  # o ⊙ tanh(c), the projection's input
-    mask = np.ones((B, R), dtype) if rec_mask is None else np.ascontiguousarray(rec_mask)
+    c_raw = aligned_empty((steps if cfg.cell_clip is not None else 1, B, H), dtype)
+    h_raw = aligned_empty((steps if cfg.proj_clip is not None else 1, B, R), dtype)
+    tanh_c = aligned_empty((1, B, H), dtype)  # tanh(c_t): the backward computes it again
+    y = aligned_empty((T, B, R), dtype)
+    m = aligned_empty((steps, B, H), dtype) if P else h_raw  # o ⊙ tanh(c), the projection's input
+    mask = aligned_full((B, R), 1, dtype) if rec_mask is None else np.ascontiguousarray(rec_mask)
     macs = T * B * (4 * H * (R + D * (len(P_ih) + len(P_xh) > 0)) + P * H)  # the products of all steps
     run_split(_forward_rows, B, x, P_xh, P_ih, b, P_hh, _packed_projection(p, cfg, True), mask, rec_mask is not None,
               lengths, *_options(p, cfg), gates, hs, cs, c_raw, h_raw, tanh_c, m, y, xh, macs=macs)
@@ -428,19 +432,19 @@ def backward(
     T, B, D = x.shape
     H, P, R, dtype = cfg.hidden_size, cfg.proj_size, cfg.output_size, x.dtype
     dy = dy_steps(None if dy is None else check_float_array(dy, "dy", shape=(T, B, R), dtype=dtype), B, R, dtype)
-    dh, dc = (s.copy() for s in _check_state(dstate, B, cfg, dtype, "dstate"))  # (B, R), (B, H): updated in place
-    dh_raw = np.empty((T if P else 1, B, R), dtype)  # dL/dh_raw_t, kept for every step for dW_hr
+    dh, dc = (aligned_copy(s) for s in _check_state(dstate, B, cfg, dtype, "dstate"))  # (B, R), (B, H): updated in place
+    dh_raw = aligned_empty((T if P else 1, B, R), dtype)  # dL/dh_raw_t, kept for every step for dW_hr
     blocks = split_rows(B, macs=T * B * (4 * H * R + P * H))
     in_loop = (D + R) * 4 * H * dtype.itemsize <= STEP_GRADIENTS_MAX_BYTES  # dx, dW_ih, dW_hh, db inside the loop
     parts = len(blocks) if in_loop else 0  # one part of each sum per row block
-    da = np.empty((1 if in_loop and not cfg.peepholes else T, B, 4 * H), dtype)  # dL/da_t for [i, f, g, o]
+    da = aligned_empty((1 if in_loop and not cfg.peepholes else T, B, 4 * H), dtype)  # dL/da_t for [i, f, g, o]
     P_ih = pack(p["W_ih"], False) if in_loop else no_panels(4 * H, dtype)
-    dx = np.empty((T if in_loop else 0, B, D), dtype)
-    dW_ih_parts, dW_hh_parts = np.zeros((parts, D, 4 * H), dtype), np.zeros((parts, R, 4 * H), dtype)
-    db_parts = np.zeros((parts, 4 * H), dtype)
+    dx = aligned_empty((T if in_loop else 0, B, D), dtype)
+    dW_ih_parts, dW_hh_parts, db_parts = (aligned_full((parts, *shape, 4 * H), 0, dtype) for shape in ((D,), (R,), ()))
     run_split(_backward_rows, B, lengths, gates, cs, cache["c_raw"], cache["h_raw"], pack(p["W_hh"], False),
               _packed_projection(p, cfg, False), mask, *_options(p, cfg), dy, dh, dc, dh_raw,
-              np.empty((B, H), dtype), np.zeros((B, R), dtype), da, x, hs, cache["masked"], np.empty((B, R), dtype),
+              aligned_empty((B, H), dtype), aligned_full((B, R), 0, dtype), da, x, hs, cache["masked"],
+              aligned_empty((B, R), dtype),
               P_ih, dx, np.array([b0 for b0, _ in blocks], np.int64), dW_ih_parts, dW_hh_parts, db_parts,
               blocks=blocks)
     grads = {}

@@ -31,6 +31,9 @@ from .._common import check_h_backward, check_h_forward, check_h_step
 from ..rnn import RNNConfig, State, init_params, param_shapes, zero_state
 from ._blas import column_sums, matmul, run_split
 from ._jit import (
+    aligned_copy,
+    aligned_empty,
+    aligned_full,
     dy_steps,
     jit,
     lengths_or_full,
@@ -212,14 +215,14 @@ def _run(p: dict[str, np.ndarray], cfg: RNNConfig, x: np.ndarray, h0: np.ndarray
     x = np.ascontiguousarray(x)
 
     if D <= STEPWISE_PROJECTION_MAX_D:  # few input features: projected step by step inside the loop
-        P_ih, a = pack(p["W_ih"], True), np.empty((T, B, H), dtype)
+        P_ih, a = pack(p["W_ih"], True), aligned_empty((T, B, H), dtype)
     else:  # (T, B, H): x_t W_ih^T from one GEMM; the loop adds the rest and leaves y in place
         P_ih, a = no_panels(D, dtype), matmul(x.reshape(T * B, D), p["W_ih"], trans_b=True).reshape(T, B, H)
-    hs = np.empty((T + 1 if keep else 2, B, H), dtype)  # carried h_0 .. h_T
+    hs = aligned_empty((T + 1 if keep else 2, B, H), dtype)  # carried h_0 .. h_T
     hs[0] = h0
-    mask = np.ones((B, H), dtype) if rec_mask is None else np.ascontiguousarray(rec_mask)
+    mask = aligned_full((B, H), 1, dtype) if rec_mask is None else np.ascontiguousarray(rec_mask)
     run_split(_forward_rows, B, _CODES[cfg.activation], x, P_ih, p["b_ih"] + p["b_hh"], pack(p["W_hh"], True), mask,
-              rec_mask is not None, lengths, a, hs, np.empty((B, H), dtype), macs=T * B * H * (H + D * (len(P_ih) > 0)))
+              rec_mask is not None, lengths, a, hs, aligned_empty((B, H), dtype), macs=T * B * H * (H + D * (len(P_ih) > 0)))
     h_T = hs[T % len(hs)].copy()
     if not keep:
         return a, h_T, None
@@ -240,11 +243,11 @@ def backward(
     H = cfg.hidden_size
     dtype = hs.dtype
     dy, dh = check_h_backward(dy, dstate, (T, B, H), dtype)
-    dy = dy_steps(dy, B, H, dtype)
-    mask = np.ones((B, H), dtype) if rec_mask is None else np.ascontiguousarray(rec_mask)
-    da = np.empty((T, B, H), dtype)  # dL/da_t
+    dy, dh = dy_steps(dy, B, H, dtype), aligned_copy(dh)  # dh: updated in place
+    mask = aligned_full((B, H), 1, dtype) if rec_mask is None else np.ascontiguousarray(rec_mask)
+    da = aligned_empty((T, B, H), dtype)  # dL/da_t
     run_split(_backward_rows, B, _CODES[cfg.activation], lengths, hs, pack(p["W_hh"], False), mask, dy, dh,
-              np.zeros((B, H), dtype), da, macs=T * B * H * H)
+              aligned_full((B, H), 0, dtype), da, macs=T * B * H * H)
     # Sums over all steps and rows (t, b): one GEMM each on the (T·B, ·) rows.
     da_rows = da.reshape(T * B, H)
     h_in = hs[:-1] if rec_mask is None else hs[:-1] * mask  # (T, B, H): h̃_{t-1}
