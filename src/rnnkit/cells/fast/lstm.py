@@ -63,18 +63,29 @@ __all__ = ["LSTMConfig", "State", "advance", "backward", "forward", "infer", "in
 
 
 @jit
-def _cell_forward(b0, b1, t, lengths, a, bias, c_prev, w_ci, w_cf, w_co, cell_clip, c_raw, c_out, tanh_c, m):
+def _cell_forward(b0, b1, t, lengths, a, bias, alpha, c_prev, w_ci, w_cf, w_co, cell_clip, c_raw, c_out, tanh_c, m):
     """Rows b0..b1 of step t: a = x_t W_ih^T + h̃_{t-1} W_hh^T, plus bias, (B, 4H) becomes [i, f, g, o] in place;
-    c_raw, carried c, tanh(c), m (B, H)."""
+    c_raw, carried c, tanh(c), m (B, H).
+
+    ``alpha`` (4H,) or empty: when given (no peepholes, small H), the four gates are one loop over the
+    row's 4H columns, σ(a) = ½ tanh(½a) + ½ and tanh(a) both as α tanh(α a) + 1 - α with α = ½ or 1
+    per column (``_joint_alpha``): one loop of 4H instead of four of H, which at H = 16 runs the gate
+    math in 1.8-2.0 ns per unit instead of 2.8-2.9 (at H = 8: 2.8 instead of 6.0).
+    """
     wide_vectors()
     H = c_prev.shape[1]
+    joint, one = alpha.shape[0] > 0, a.dtype.type(1)
     for b in range(b0, b1):
-        for j in range(H):
-            a[b, j] = sigmoid(a[b, j] + bias[j] + w_ci[j] * c_prev[b, j])
-        for j in range(H):
-            a[b, H + j] = sigmoid(a[b, H + j] + bias[H + j] + w_cf[j] * c_prev[b, j])
-        for j in range(H):
-            a[b, 2 * H + j] = tanh(a[b, 2 * H + j] + bias[2 * H + j])
+        if joint:
+            for n in range(4 * H):
+                a[b, n] = alpha[n] * tanh(alpha[n] * (a[b, n] + bias[n])) + (one - alpha[n])
+        else:
+            for j in range(H):
+                a[b, j] = sigmoid(a[b, j] + bias[j] + w_ci[j] * c_prev[b, j])
+            for j in range(H):
+                a[b, H + j] = sigmoid(a[b, H + j] + bias[H + j] + w_cf[j] * c_prev[b, j])
+            for j in range(H):
+                a[b, 2 * H + j] = tanh(a[b, 2 * H + j] + bias[2 * H + j])
         for j in range(H):  # c_t = f ⊙ c_{t-1} + i ⊙ g
             c_raw[b, j] = a[b, H + j] * c_prev[b, j] + a[b, j] * a[b, 2 * H + j]
         if t < lengths[b]:
@@ -85,11 +96,27 @@ def _cell_forward(b0, b1, t, lengths, a, bias, c_prev, w_ci, w_cf, w_co, cell_cl
                 c_out[b, j] = c_prev[b, j]
         for j in range(H):
             tanh_c[b, j] = tanh(min(max(c_raw[b, j], -cell_clip), cell_clip))
-        for j in range(H):  # o = σ(a_o + w_co ⊙ c_t)
-            c = min(max(c_raw[b, j], -cell_clip), cell_clip)
-            a[b, 3 * H + j] = sigmoid(a[b, 3 * H + j] + bias[3 * H + j] + w_co[j] * c)
+        if not joint:
+            for j in range(H):  # o = σ(a_o + w_co ⊙ c_t)
+                c = min(max(c_raw[b, j], -cell_clip), cell_clip)
+                a[b, 3 * H + j] = sigmoid(a[b, 3 * H + j] + bias[3 * H + j] + w_co[j] * c)
         for j in range(H):
             m[b, j] = a[b, 3 * H + j] * tanh_c[b, j]  # m_t = o ⊙ tanh(c_t)
+
+
+JOINT_GATES_MAX_H = 64  # hidden sizes up to which the gate math is one loop of 4H per row (measured per unit:
+# H = 64 1.70 -> 1.57 ns, 128 1.53 -> 1.51, 256 1.44 -> 1.58: longer rows do better with a loop per gate)
+
+
+def _joint_alpha(cfg: LSTMConfig, dtype: np.dtype) -> np.ndarray:
+    """α per gate column for ``_cell_forward``'s one loop over [i, f, g, o]: ½ (σ) or 1 (tanh on g), (4H,); empty
+    (a loop per gate) with peepholes, whose terms need c_t before o, or above ``JOINT_GATES_MAX_H``."""
+    H = cfg.hidden_size
+    if cfg.peepholes or H > JOINT_GATES_MAX_H:
+        return np.empty(0, dtype)
+    alpha = np.full(4 * H, 0.5, dtype)
+    alpha[2 * H:3 * H] = 1.0
+    return alpha
 
 
 @jit
@@ -205,7 +232,7 @@ def _joined_input(b0, b1, x_t, h_prev, rec_mask, xh):
 
 
 @jit
-def _forward_rows(b0, b1, x, P_xh, P_ih, bias, P_hh, P_hr, rec_mask, masked, lengths, w_ci, w_cf, w_co,
+def _forward_rows(b0, b1, x, P_xh, P_ih, bias, alpha, P_hh, P_hr, rec_mask, masked, lengths, w_ci, w_cf, w_co,
                   cell_clip, proj_clip, gates, hs, cs, c_raw, h_raw, tanh_c, m, y, xh):
     """The forward time loop over rows b0..b1 (see the module docstring).
 
@@ -222,7 +249,7 @@ def _forward_rows(b0, b1, x, P_xh, P_ih, bias, P_hh, P_hr, rec_mask, masked, len
     ``gates`` hold step t at ``gates[t % len(gates)]``, and so do ``hs``, ``cs`` (h_t, c_t), ``c_raw``,
     ``h_raw`` and ``m``: a training forward keeps every step for the backward (T, or T + 1 states), an
     inference forward one step (two states, alternating), and ``c_raw``, ``h_raw`` have one step unless
-    a clip needs them kept. The cell adds ``bias``. ``P_hr``, W_hr^T packed, has no panel without
+    a clip needs them kept. The cell adds ``bias`` (``alpha``: see ``_cell_forward``). ``P_hr``, W_hr^T packed, has no panel without
     projection (and ``m`` is ``h_raw`` itself).
     """
     T = y.shape[0]
@@ -236,7 +263,7 @@ def _forward_rows(b0, b1, x, P_xh, P_ih, bias, P_hh, P_hr, rec_mask, masked, len
                 times_packed(b0, b1, x[t], P_ih, a, 0.0)
             times_packed(b0, b1, masked_state(b0, b1, h, masked, rec_mask, xh), P_hh, a, 1.0)  # + h̃_{t-1} W_hh^T
         h_raw_t, c_raw_t, m_t = h_raw[t % len(h_raw)], c_raw[t % len(c_raw)], m[t % len(m)]
-        _cell_forward(b0, b1, t, lengths, a, bias, c, w_ci, w_cf, w_co, cell_clip, c_raw_t, cs[(t + 1) % len(cs)],
+        _cell_forward(b0, b1, t, lengths, a, bias, alpha, c, w_ci, w_cf, w_co, cell_clip, c_raw_t, cs[(t + 1) % len(cs)],
                       tanh_c[0], m_t)
         if P_hr.shape[0] > 0:
             times_packed(b0, b1, m_t, P_hr, h_raw_t, 0.0)
@@ -308,7 +335,8 @@ def _step(x_t, h_prev, c_prev, W_ih, W_hh, W_hr, b_ih, b_hh, forget_bias, w_ci, 
     weights_times_rows(W_ih, x_t, a.T)
     weights_times_rows(W_hh, h_prev, a.T)
     always = np.ones(B, np.int64)  # t = 0 < 1: every row is valid
-    _cell_forward(0, B, 0, always, a, bias, c_prev, w_ci, w_cf, w_co, cell_clip, c_raw, c, tanh_c, m)
+    gate_loops = np.empty(0, c.dtype)  # a loop per gate (no α): B is small here
+    _cell_forward(0, B, 0, always, a, bias, gate_loops, c_prev, w_ci, w_cf, w_co, cell_clip, c_raw, c, tanh_c, m)
     h_raw = m
     if W_hr.shape[0] > 0:  # the projection
         h_raw = np.zeros(h.shape, h.dtype)
@@ -408,8 +436,8 @@ def _run(p: dict[str, np.ndarray], cfg: LSTMConfig, x: np.ndarray, h0: np.ndarra
     m = aligned_empty((steps, B, H), dtype) if P else h_raw  # o ⊙ tanh(c), the projection's input
     mask = aligned_full((B, R), 1, dtype) if rec_mask is None else np.ascontiguousarray(rec_mask)
     macs = T * B * (4 * H * (R + D * (len(P_ih) + len(P_xh) > 0)) + P * H)  # the products of all steps
-    run_split(_forward_rows, B, x, P_xh, P_ih, b, P_hh, _packed_projection(p, cfg, True), mask, rec_mask is not None,
-              lengths, *_options(p, cfg), gates, hs, cs, c_raw, h_raw, tanh_c, m, y, xh, macs=macs)
+    run_split(_forward_rows, B, x, P_xh, P_ih, b, _joint_alpha(cfg, dtype), P_hh, _packed_projection(p, cfg, True), mask,
+              rec_mask is not None, lengths, *_options(p, cfg), gates, hs, cs, c_raw, h_raw, tanh_c, m, y, xh, macs=macs)
     state = (hs[T % len(hs)].copy(), cs[T % len(cs)].copy())
     if not keep:
         return y, state, None
