@@ -279,11 +279,15 @@ def test_parity_with_column_major_weights(mod, cfg, loop_path):
     _assert_close((y, state, grads, dx, dstate0), (y_f, state_f, grads_f, dx_f, dstate0_f), np.float64, 1e-10)
 
 
-@pytest.mark.parametrize("shape", [7, (3, 5), (2, 0, 4), (4, 1, 16)])
+@pytest.mark.parametrize("shape", [7, (3, 5), (2, 0, 4), (4, 1, 16), (5000,), (30, 7, 33)])
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_aligned_arrays_start_on_a_cache_line(shape, dtype):
-    """The fast cells' arrays start on 64-byte boundaries (NumPy's own start 16 bytes past one here)."""
+def test_aligned_arrays_start_on_a_cache_line(shape, dtype, monkeypatch):
+    """The fast cells' arrays start on 64-byte boundaries (NumPy's own start 16 bytes past one here): from
+    ALIGNED_MIN_BYTES on, which the test lowers to every size, and at the default (the last two shapes)."""
     from rnnkit.cells.fast import _jit
+
+    if np.prod(shape) * np.dtype(dtype).itemsize < _jit.ALIGNED_MIN_BYTES:
+        monkeypatch.setattr(_jit, "ALIGNED_MIN_BYTES", 0)
 
     source = np.arange(np.prod(shape), dtype=dtype).reshape(shape)
     for array in (_jit.aligned_empty(shape, dtype), _jit.aligned_full(shape, 2.5, dtype),
