@@ -129,11 +129,13 @@ LSTM_OPTIONS = {
 @pytest.fixture(params=["weight gradients step by step", "weight gradients after the loop"])
 def lstm_gradients(request, monkeypatch):
     """The fast LSTM's two ways to dW_ih, dW_hh, db and dx: summed inside the backward loop (weights up to
-    STEP_GRADIENTS_MAX_BYTES, which every test size here is below), or as GEMMs over all steps after it."""
+    STEP_GRADIENTS_MAX_BYTES, which every test size here is below, on row blocks of STEP_GRADIENTS_MIN_ROWS
+    or more, here 1), or as GEMMs over all steps after it."""
     if "after" in request.param:
         monkeypatch.setattr(FAST[lstm], "STEP_GRADIENTS_MAX_BYTES", 0)
     else:
         assert (17 + 37) * 4 * 37 * 8 <= FAST[lstm].STEP_GRADIENTS_MAX_BYTES  # the largest test LSTM, float64
+        monkeypatch.setattr(FAST[lstm], "STEP_GRADIENTS_MIN_ROWS", 1)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -217,6 +217,8 @@ JOINED_INPUT_MAX_D = 4  # input sizes up to which a step's products are one, on 
 STEPWISE_PROJECTION_MAX_D = 16  # input sizes up to which training computes x_t W_ih^T inside the time loop
 STEP_GRADIENTS_MAX_BYTES = 512 * 1024  # dW_ih and dW_hh together up to which the backward sums them step by step
 # (measured: (D, H) = (65, 128), 395 KB: 13.6 -> 12.6 ms a training step on one core; (65, 256), 1.3 MB: 87 -> 92)
+STEP_GRADIENTS_MIN_ROWS = 8  # rows per block from which they do (a step's sums over fewer rows are mostly loads and
+# stores of the sums: a backward at (B, T, D, H) = (1, 50, 1, 16) 66 µs after the loop, 72 inside; (16, 8, 2, 16) 69, 53)
 
 
 @jit
@@ -463,7 +465,8 @@ def backward(
     dh, dc = (aligned_copy(s) for s in _check_state(dstate, B, cfg, dtype, "dstate"))  # (B, R), (B, H): updated in place
     dh_raw = aligned_empty((T if P else 1, B, R), dtype)  # dL/dh_raw_t, kept for every step for dW_hr
     blocks = split_rows(B, macs=T * B * (4 * H * R + P * H))
-    in_loop = (D + R) * 4 * H * dtype.itemsize <= STEP_GRADIENTS_MAX_BYTES  # dx, dW_ih, dW_hh, db inside the loop
+    in_loop = (D + R) * 4 * H * dtype.itemsize <= STEP_GRADIENTS_MAX_BYTES \
+        and min(b1 - b0 for b0, b1 in blocks) >= STEP_GRADIENTS_MIN_ROWS  # dx, dW_ih, dW_hh, db inside the loop
     parts = len(blocks) if in_loop else 0  # one part of each sum per row block
     da = aligned_empty((1 if in_loop and not cfg.peepholes else T, B, 4 * H), dtype)  # dL/da_t for [i, f, g, o]
     P_ih = pack(p["W_ih"], False) if in_loop else no_panels(4 * H, dtype)
