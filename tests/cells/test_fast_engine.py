@@ -101,10 +101,26 @@ def loop_path(request, monkeypatch):
         assert _blas.split_rows(B) == [(0, B // 2), (B // 2, B)]
 
 
+@pytest.fixture(params=["weight gradients step by step", "weight gradients after the loop"])
+def step_gradients(request, monkeypatch):
+    """The fast cells' two ways to dW_ih, dW_hh, db and dx: summed inside the backward loop (``_gradients``: weights
+    up to STEP_GRADIENTS_MAX_BYTES, which every test size here is below, on row blocks of STEP_GRADIENTS_MIN_ROWS
+    or more and STEP_GRADIENTS_MIN_COLUMNS pre-activations, both lowered to 1 here), or as GEMMs over all steps
+    after it."""
+    from rnnkit.cells.fast import _gradients
+
+    if "after" in request.param:
+        monkeypatch.setattr(_gradients, "STEP_GRADIENTS_MAX_BYTES", 0)
+    else:
+        assert (17 + 37) * 4 * 37 * 8 <= _gradients.STEP_GRADIENTS_MAX_BYTES  # the largest test cell, float64
+        monkeypatch.setattr(_gradients, "STEP_GRADIENTS_MIN_ROWS", 1)
+        monkeypatch.setattr(_gradients, "STEP_GRADIENTS_MIN_COLUMNS", 1)
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("masked", [False, True])
 @pytest.mark.parametrize("activation", ["tanh", "relu", "sigmoid", "linear"])
-def test_rnn_parity(activation, masked, dtype, loop_path):
+def test_rnn_parity(activation, masked, dtype, loop_path, step_gradients):
     _assert_parity(rnn, rnn.RNNConfig(3, 5, activation), dtype, np.random.default_rng(1), masked=masked)
 
 
@@ -126,22 +142,10 @@ LSTM_OPTIONS = {
 }
 
 
-@pytest.fixture(params=["weight gradients step by step", "weight gradients after the loop"])
-def lstm_gradients(request, monkeypatch):
-    """The fast LSTM's two ways to dW_ih, dW_hh, db and dx: summed inside the backward loop (weights up to
-    STEP_GRADIENTS_MAX_BYTES, which every test size here is below, on row blocks of STEP_GRADIENTS_MIN_ROWS
-    or more, here 1), or as GEMMs over all steps after it."""
-    if "after" in request.param:
-        monkeypatch.setattr(FAST[lstm], "STEP_GRADIENTS_MAX_BYTES", 0)
-    else:
-        assert (17 + 37) * 4 * 37 * 8 <= FAST[lstm].STEP_GRADIENTS_MAX_BYTES  # the largest test LSTM, float64
-        monkeypatch.setattr(FAST[lstm], "STEP_GRADIENTS_MIN_ROWS", 1)
-
-
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("masked", [False, True])
 @pytest.mark.parametrize("options", list(LSTM_OPTIONS))
-def test_lstm_parity(options, masked, dtype, loop_path, lstm_gradients):
+def test_lstm_parity(options, masked, dtype, loop_path, step_gradients):
     cfg = lstm.LSTMConfig(3, 5, **LSTM_OPTIONS[options])
     cache = _assert_parity(lstm, cfg, dtype, np.random.default_rng(3), masked=masked)
     for clip, raw in [(cfg.cell_clip, cache["c_raw"]), (cfg.proj_clip, cache["h_raw"])]:
@@ -152,7 +156,7 @@ def test_lstm_parity(options, masked, dtype, loop_path, lstm_gradients):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("input_size", [1, 8, 17])
 @pytest.mark.parametrize("mod, cfg", [(rnn, {}), (gru, {"reset_after": False}), (lstm, LSTM_OPTIONS["everything"])])
-def test_parity_input_sizes(mod, cfg, input_size, dtype, loop_path, lstm_gradients):
+def test_parity_input_sizes(mod, cfg, input_size, dtype, loop_path, step_gradients):
     """One feature (a (1, G·H) weight, whose row stride NumPy may set to anything, and OpenBLAS's weak spot),
     8 and 17: the fast LSTM's three ways to a step's products (one on [x_t, h̃_{t-1}] up to JOINED_INPUT_MAX_D
     features, two per step up to STEPWISE_PROJECTION_MAX_D, and above it x_t W_ih^T as one GEMM before the
@@ -164,7 +168,7 @@ def test_parity_input_sizes(mod, cfg, input_size, dtype, loop_path, lstm_gradien
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("mod, cfg", [(rnn, rnn.RNNConfig(3, 37)), (gru, gru.GRUConfig(3, 37, reset_after=False)),
                                       (gru, gru.GRUConfig(3, 37)), (lstm, lstm.LSTMConfig(3, 37, **LSTM_OPTIONS["everything"]))])
-def test_parity_on_every_tile(mod, cfg, dtype, loop_path, lstm_gradients):
+def test_parity_on_every_tile(mod, cfg, dtype, loop_path, step_gradients):
     """15 rows (tiles of 8, 4, 2 and 1 rows; 7 and 8 per block when split) and 37 units (every packed product
     has full panels and a narrow last one) exercise every path of the packed kernel inside the loops.
 

@@ -8,17 +8,16 @@ multiply by weights packed once per call (``_kernel.pack``, ``_kernel.times_pack
     forward:  a_t = x_t W_ih^T + h̃_{t-1} W_hh^T -> _cell_forward: i, f, g, o, c_t, tanh(c_t), m_t
               [h_raw = m_t W_hr^T] -> _emit: clip, length blend, y_t
     backward: _dh_new: dL/dh_raw -> [dm = dh_raw W_hr] -> _cell_backward: da_t, dc_{t-1}
-              -> rec = da_t W_hh [-> _step_gradients: dx_t, dW_ih, dW_hh, db]
+              -> rec = da_t W_hh [-> add_step_gradients: dx_t, dW_ih, dW_hh, db]
 
 Rows of a batch never meet inside the loop, so ``_blas.run_split`` runs one loop per block of rows,
 one block per BLAS thread, in parallel. A training forward with many input features computes the
 input projection x W_ih^T as one large GEMM over all T·B rows before the loop; otherwise (few
 features, or ``infer``) it is a product per step inside the loop. When the weight gradients fit in
-the cache (``STEP_GRADIENTS_MAX_BYTES``), the backward loop computes ``dx_t`` and adds each step's
-x_t^T da_t, h̃_{t-1}^T da_t and Σ_b da_t to dW_ih, dW_hh and db while ``da_t`` is in the cache
-(``_kernel.add_transposed_times``, one part per row block): no (T, B, 4H) array ``da`` is written
-or read back (a training step at (B, T, D, H) = (512, 50, 1, 64): 27.5 → 24.4 ms on one core,
-(64, 200, 8, 16): 3.28 → 2.76). Larger weights get them as single GEMMs over all T·B rows after the
+the cache, the backward loop computes ``dx_t`` and adds each step's x_t^T da_t, h̃_{t-1}^T da_t and
+Σ_b da_t to dW_ih, dW_hh and db while ``da_t`` is in the cache (``_gradients``): no (T, B, 4H) array
+``da`` is written or read back (a training step at (B, T, D, H) = (512, 50, 1, 64): 27.5 → 24.4 ms
+on one core, (64, 200, 8, 16): 3.28 → 2.76). Larger weights get them as single GEMMs over all T·B rows after the
 loop (``_blas.matmul``). ``infer`` keeps one step of the gates and two of the state (alternating)
 instead of all of them.
 
@@ -57,7 +56,8 @@ from ._jit import (
     weights_times_rows,
     wide_vectors,
 )
-from ._kernel import add_transposed_times, no_panels, pack, times_packed
+from ._gradients import add_step_gradients, in_loop, parts, totals
+from ._kernel import no_panels, pack, times_packed
 
 __all__ = ["LSTMConfig", "State", "advance", "backward", "forward", "infer", "init_params", "param_shapes", "step", "zero_state"]
 
@@ -199,26 +199,8 @@ def _cell_backward(b0, b1, t, lengths, dm, dc, gates, c_prev, c_t, c_raw, w_ci, 
             dc[b, j] = dc[b, j] * gates[b, H + j] + da[b, j] * w_ci[j] + da[b, H + j] * w_cf[j]
 
 
-@jit
-def _step_gradients(b0, b1, da_t, x_t, h_in, P_ih, dx_t, dW_ih_t, dW_hh_t, db):
-    """Rows b0..b1 of a step, while da_t (B, 4H) is in the cache: dx_t = da_t W_ih (B, D), and this row block's
-    sums dW_ih^T (D, 4H) += x_t^T da_t, dW_hh^T (R, 4H) += h̃_{t-1}^T da_t (``h_in`` = h̃_{t-1}), db (4H,) += Σ_b da_t[b];
-    ``P_ih``: W_ih packed."""
-    wide_vectors()
-    times_packed(b0, b1, da_t, P_ih, dx_t, 0.0)
-    add_transposed_times(b0, b1, x_t, da_t, dW_ih_t)
-    add_transposed_times(b0, b1, h_in, da_t, dW_hh_t)
-    for b in range(b0, b1):
-        for n in range(da_t.shape[1]):
-            db[n] += da_t[b, n]
-
-
 JOINED_INPUT_MAX_D = 4  # input sizes up to which a step's products are one, on [x_t, h̃_{t-1}]
 STEPWISE_PROJECTION_MAX_D = 16  # input sizes up to which training computes x_t W_ih^T inside the time loop
-STEP_GRADIENTS_MAX_BYTES = 512 * 1024  # dW_ih and dW_hh together up to which the backward sums them step by step
-# (measured: (D, H) = (65, 128), 395 KB: 13.6 -> 12.6 ms a training step on one core; (65, 256), 1.3 MB: 87 -> 92)
-STEP_GRADIENTS_MIN_ROWS = 8  # rows per block from which they do (a step's sums over fewer rows are mostly loads and
-# stores of the sums: a backward at (B, T, D, H) = (1, 50, 1, 16) 66 µs after the loop, 72 inside; (16, 8, 2, 16) 69, 53)
 
 
 @jit
@@ -281,12 +263,11 @@ def _backward_rows(b0, b1, lengths, gates, cs, c_raw, h_raw, P_hh, P_hr, rec_mas
 
     ``dh``, ``dc`` enter as the gradient of the final state and leave as that of the initial one. When
     ``P_ih`` (W_ih packed) has panels, each step's ``dx[t]`` and its parts of the sums for dW_ih, dW_hh and db
-    are computed as soon as ``da_t`` is (``_step_gradients``, h̃_{t-1} into the scratch ``h_in``), into the
-    parts of the row block that starts at b0 (``starts``: the blocks' first rows), and ``da`` may hold a
-    single step (``da[t % len(da)]``); otherwise they are left to GEMMs on all of ``da`` after the loop.
+    are computed as soon as ``da_t`` is (``_gradients.add_step_gradients``, h̃_{t-1} into the scratch
+    ``h_in``), and ``da`` may hold a single step (``da[t % len(da)]``); otherwise they are left to GEMMs on
+    all of ``da`` after the loop.
     """
     T = gates.shape[0]
-    part = np.searchsorted(starts, b0)
     projected = P_hr.shape[0] > 0
     tanh_c = np.empty(dc.shape[1], dc.dtype)
     for t in range(T - 1, -1, -1):
@@ -300,8 +281,8 @@ def _backward_rows(b0, b1, lengths, gates, cs, c_raw, h_raw, P_hh, P_hr, rec_mas
                        c_raw[min(t, len(c_raw) - 1)], w_ci, w_cf, w_co, cell_clip, tanh_c, da_t)
         times_packed(b0, b1, da_t, P_hh, rec, 0.0)  # through a_t += h̃_{t-1} W_hh^T
         if P_ih.shape[0] > 0:  # the weight gradients' parts and dx_t, while da_t is in the cache
-            _step_gradients(b0, b1, da_t, x[t], masked_state(b0, b1, hs[t], masked, rec_mask, h_in), P_ih, dx[t],
-                            dW_ih_parts[part], dW_hh_parts[part], db_parts[part])
+            add_step_gradients(b0, b1, starts, da_t, x[t], masked_state(b0, b1, hs[t], masked, rec_mask, h_in), P_ih,
+                               dx[t], dW_ih_parts, dW_hh_parts, db_parts)
     for b in range(b0, b1):
         for j in range(dh.shape[1]):
             dh[b, j] += rec[b, j] * rec_mask[b, j]  # dh_0
@@ -465,27 +446,20 @@ def backward(
     dh, dc = (aligned_copy(s) for s in _check_state(dstate, B, cfg, dtype, "dstate"))  # (B, R), (B, H): updated in place
     dh_raw = aligned_empty((T if P else 1, B, R), dtype)  # dL/dh_raw_t, kept for every step for dW_hr
     blocks = split_rows(B, macs=T * B * (4 * H * R + P * H))
-    in_loop = (D + R) * 4 * H * dtype.itemsize <= STEP_GRADIENTS_MAX_BYTES \
-        and min(b1 - b0 for b0, b1 in blocks) >= STEP_GRADIENTS_MIN_ROWS  # dx, dW_ih, dW_hh, db inside the loop
-    parts = len(blocks) if in_loop else 0  # one part of each sum per row block
-    da = aligned_empty((1 if in_loop and not cfg.peepholes else T, B, 4 * H), dtype)  # dL/da_t for [i, f, g, o]
-    P_ih = pack(p["W_ih"], False) if in_loop else no_panels(4 * H, dtype)
-    dx = aligned_empty((T if in_loop else 0, B, D), dtype)
-    dW_ih_parts, dW_hh_parts, db_parts = (aligned_full((parts, *shape, 4 * H), 0, dtype) for shape in ((D,), (R,), ()))
+    summed = in_loop(blocks, D, R, 4 * H, dtype)  # dx, dW_ih, dW_hh, db inside the loop
+    da = aligned_empty((1 if summed and not cfg.peepholes else T, B, 4 * H), dtype)  # dL/da_t for [i, f, g, o]
+    P_ih, dx, starts, *sums = parts(blocks, p["W_ih"], T, B, R, summed)
     run_split(_backward_rows, B, lengths, gates, cs, cache["c_raw"], cache["h_raw"], pack(p["W_hh"], False),
               _packed_projection(p, cfg, False), mask, *_options(p, cfg), dy, dh, dc, dh_raw,
               aligned_empty((B, H), dtype), aligned_full((B, R), 0, dtype), da, x, hs, cache["masked"],
-              aligned_empty((B, R), dtype),
-              P_ih, dx, np.array([b0 for b0, _ in blocks], np.int64), dW_ih_parts, dW_hh_parts, db_parts,
-              blocks=blocks)
+              aligned_empty((B, R), dtype), P_ih, dx, starts, *sums, blocks=blocks)
     grads = {}
     if cfg.peepholes:  # padded rows have da = 0
         grads["w_ci"] = np.einsum("tbh,tbh->h", da[:, :, :H], cs[:-1])
         grads["w_cf"] = np.einsum("tbh,tbh->h", da[:, :, H:2 * H], cs[:-1])
         grads["w_co"] = np.einsum("tbh,tbh->h", da[:, :, 3 * H:], cs[1:])  # c_t
-    if in_loop:  # the row blocks' parts, transposed
-        dW_ih, dW_hh = (np.ascontiguousarray(parts.sum(axis=0).T) for parts in (dW_ih_parts, dW_hh_parts))
-        db = db_parts.sum(axis=0)
+    if summed:
+        dW_ih, dW_hh, db = totals(*sums)
     else:  # sums over all steps and rows (t, b): one GEMM each on the (T·B, ·) rows
         da_rows = da.reshape(T * B, 4 * H)
         h_in = hs[:-1] * mask if cache["masked"] else hs[:-1]  # (T, B, R): h̃_{t-1}

@@ -8,15 +8,17 @@ multiplies by W_hh packed once per call (``_kernel.pack``, ``_kernel.times_packe
     forward:  a_t = a_x + h̃_{t-1} W_hh^T -> _cell_forward: h_new = f(a_t + b_ih + b_hh),
               length blend: carried h_t, y_t = v_t h_new (in place of a_t)
     backward: _cell_backward: dh_t = rec ⊙ rec_mask + carried, da_t = v_t (dh_t + dy_t) ⊙ f'(a_t)
-              -> rec = da_t W_hh
+              -> rec = da_t W_hh [-> add_step_gradients: dx_t, dW_ih, dW_hh, db]
 
 with v_t = 1 on valid steps (t < lengths[b]) and 0 on padded ones. Rows of a batch never meet
 inside the loop, so ``_blas.run_split`` runs one loop per block of rows, one block per BLAS
 thread, in parallel. With many input features the input projection ``a_x = x W_ih^T`` is one GEMM
 over all T·B rows before the loop; with one or two (OpenBLAS is slow at inner dimension 1, and a
 GEMM call costs more than the product on small problems) the loop computes ``a_x = x_t W_ih^T``
-step by step, by hand. The weight gradients and ``dx`` are single GEMMs over all T·B rows after
-the backward loop (``_blas.matmul``, never ``@``: see ``_blas``).
+step by step, by hand. When the weight gradients fit in the cache, the backward loop computes
+``dx_t`` and adds each step's part of dW_ih, dW_hh and db while ``da_t`` is in the cache
+(``_gradients``); otherwise they and ``dx`` are single GEMMs over all T·B rows after the loop
+(``_blas.matmul``, never ``@``: see ``_blas``).
 
 Each kernel loop writes one array (LLVM then vectorises it along the units); the activation is an
 integer code (``_CODES``) with one loop per activation. rec_mask 1 and lengths T stand for "off",
@@ -29,7 +31,7 @@ import numpy as np
 
 from .._common import check_h_backward, check_h_forward, check_h_step
 from ..rnn import RNNConfig, State, init_params, param_shapes, zero_state
-from ._blas import column_sums, matmul, run_split
+from ._blas import column_sums, matmul, run_split, split_rows
 from ._jit import (
     aligned_copy,
     aligned_empty,
@@ -43,6 +45,7 @@ from ._jit import (
     weights_times_rows,
     wide_vectors,
 )
+from ._gradients import add_step_gradients, in_loop, parts, totals
 from ._kernel import no_panels, pack, times_packed
 
 __all__ = ["RNNConfig", "State", "advance", "backward", "forward", "infer", "init_params", "param_shapes", "step", "zero_state"]
@@ -137,16 +140,24 @@ def _forward_rows(b0, b1, code, x, P_ih, bias, P_hh, rec_mask, masked, lengths, 
 
 
 @jit
-def _backward_rows(b0, b1, code, lengths, hs, P_hh, rec_mask, dy, dh, rec, da):
+def _backward_rows(b0, b1, code, lengths, hs, P_hh, rec_mask, dy, dh, rec, da, x, masked, h_in, P_ih, dx, starts,
+                   dW_ih_parts, dW_hh_parts, db_parts):
     """The backward time loop over rows b0..b1 (``P_hh``: W_hh packed); ``dy`` has one zero step when only the
     final state has a gradient.
 
-    ``dh`` enters as the gradient of the final state and leaves as that of the initial one.
+    ``dh`` enters as the gradient of the final state and leaves as that of the initial one. When ``P_ih``
+    (W_ih packed) has panels, each step's ``dx[t]`` and its parts of the sums for dW_ih, dW_hh and db are
+    computed as soon as ``da_t`` is (``_gradients.add_step_gradients``, h̃_{t-1} into the scratch ``h_in``),
+    and ``da`` holds a single step (``da[t % len(da)]``); otherwise they are left to GEMMs after the loop.
     """
-    T = da.shape[0]
+    T = hs.shape[0] - 1
     for t in range(T - 1, -1, -1):
-        _cell_backward(b0, b1, t, lengths, code, rec, rec_mask, dh, dy[min(t, len(dy) - 1)], hs[t + 1], da[t])
-        times_packed(b0, b1, da[t], P_hh, rec, 0.0)  # through a_t += h̃_{t-1} W_hh^T
+        da_t = da[t % len(da)]
+        _cell_backward(b0, b1, t, lengths, code, rec, rec_mask, dh, dy[min(t, len(dy) - 1)], hs[t + 1], da_t)
+        times_packed(b0, b1, da_t, P_hh, rec, 0.0)  # through a_t += h̃_{t-1} W_hh^T
+        if P_ih.shape[0] > 0:  # the weight gradients' parts and dx_t, while da_t is in the cache
+            add_step_gradients(b0, b1, starts, da_t, x[t], masked_state(b0, b1, hs[t], masked, rec_mask, h_in), P_ih,
+                               dx[t], dW_ih_parts, dW_hh_parts, db_parts)
     for b in range(b0, b1):
         for j in range(dh.shape[1]):
             dh[b, j] += rec[b, j] * rec_mask[b, j]  # dh_0
@@ -245,18 +256,20 @@ def backward(
     dy, dh = check_h_backward(dy, dstate, (T, B, H), dtype)
     dy, dh = dy_steps(dy, B, H, dtype), aligned_copy(dh)  # dh: updated in place
     mask = aligned_full((B, H), 1, dtype) if rec_mask is None else np.ascontiguousarray(rec_mask)
-    da = aligned_empty((T, B, H), dtype)  # dL/da_t
+    blocks = split_rows(B, macs=T * B * H * H)
+    summed = in_loop(blocks, D, H, H, dtype)  # dx, dW_ih, dW_hh, db inside the loop
+    da = aligned_empty((1 if summed else T, B, H), dtype)  # dL/da_t
+    P_ih, dx, starts, *sums = parts(blocks, p["W_ih"], T, B, H, summed)
     run_split(_backward_rows, B, _CODES[cfg.activation], lengths, hs, pack(p["W_hh"], False), mask, dy, dh,
-              aligned_full((B, H), 0, dtype), da, macs=T * B * H * H)
-    # Sums over all steps and rows (t, b): one GEMM each on the (T·B, ·) rows.
-    da_rows = da.reshape(T * B, H)
-    h_in = hs[:-1] if rec_mask is None else hs[:-1] * mask  # (T, B, H): h̃_{t-1}
-    db = column_sums(da_rows)
-    grads = {
-        "W_ih": matmul(da_rows, x.reshape(T * B, D), trans_a=True),  # (H, TB) @ (TB, D)
-        "W_hh": matmul(da_rows, h_in.reshape(T * B, H), trans_a=True),  # (H, TB) @ (TB, H)
-        "b_ih": db,
-        "b_hh": db.copy(),
-    }
-    dx = matmul(da_rows, p["W_ih"]).reshape(T, B, D)  # (TB, H) @ (H, D)
+              aligned_full((B, H), 0, dtype), da, x, rec_mask is not None, aligned_empty((B, H), dtype), P_ih, dx,
+              starts, *sums, blocks=blocks)
+    if summed:
+        dW_ih, dW_hh, db = totals(*sums)
+    else:  # sums over all steps and rows (t, b): one GEMM each on the (T·B, ·) rows
+        da_rows = da.reshape(T * B, H)
+        h_in = hs[:-1] if rec_mask is None else hs[:-1] * mask  # (T, B, H): h̃_{t-1}
+        dW_ih, db = matmul(da_rows, x.reshape(T * B, D), trans_a=True), column_sums(da_rows)  # (H, TB) @ (TB, D)
+        dW_hh = matmul(da_rows, h_in.reshape(T * B, H), trans_a=True)  # (H, TB) @ (TB, H)
+        dx = matmul(da_rows, p["W_ih"]).reshape(T, B, D)  # (TB, H) @ (H, D)
+    grads = {"W_ih": dW_ih, "W_hh": dW_hh, "b_ih": db, "b_hh": db.copy()}
     return grads, dx, dh
