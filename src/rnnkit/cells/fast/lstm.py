@@ -43,6 +43,7 @@ from ..lstm import (
     zero_state,
 )
 from ._blas import column_sums, matmul, run_split, split_rows
+from ._gradients import add_step_gradients, in_loop, parts, totals
 from ._jit import (
     aligned_copy,
     aligned_empty,
@@ -56,7 +57,6 @@ from ._jit import (
     weights_times_rows,
     wide_vectors,
 )
-from ._gradients import add_step_gradients, in_loop, parts, totals
 from ._kernel import no_panels, pack, times_packed
 
 __all__ = ["LSTMConfig", "State", "advance", "backward", "forward", "infer", "init_params", "param_shapes", "step", "zero_state"]

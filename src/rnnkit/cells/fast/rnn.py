@@ -32,6 +32,7 @@ import numpy as np
 from .._common import check_h_backward, check_h_forward, check_h_step
 from ..rnn import RNNConfig, State, init_params, param_shapes, zero_state
 from ._blas import column_sums, matmul, run_split, split_rows
+from ._gradients import add_step_gradients, in_loop, parts, totals
 from ._jit import (
     aligned_copy,
     aligned_empty,
@@ -45,7 +46,6 @@ from ._jit import (
     weights_times_rows,
     wide_vectors,
 )
-from ._gradients import add_step_gradients, in_loop, parts, totals
 from ._kernel import no_panels, pack, times_packed
 
 __all__ = ["RNNConfig", "State", "advance", "backward", "forward", "infer", "init_params", "param_shapes", "step", "zero_state"]
