@@ -127,7 +127,7 @@ def test_rnn_parity(activation, masked, dtype, loop_path, step_gradients):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("masked", [False, True])
 @pytest.mark.parametrize("reset_after", [True, False])
-def test_gru_parity(reset_after, masked, dtype, loop_path):
+def test_gru_parity(reset_after, masked, dtype, loop_path, step_gradients):
     _assert_parity(gru, gru.GRUConfig(3, 5, reset_after), dtype, np.random.default_rng(2), masked=masked)
 
 

@@ -51,19 +51,26 @@ def parts(blocks: list[tuple[int, int]], W_ih: np.ndarray, T: int, B: int, R: in
 
 
 @jit
-def add_step_gradients(b0, b1, starts, da_t, x_t, h_in, P_ih, dx_t, dW_ih_parts, dW_hh_parts, db_parts):
-    """Rows b0..b1 of a step, while da_t (B, G) is in the cache: dx_t = da_t W_ih (B, D) (``P_ih``: W_ih packed), and
-    into the part of the block that starts at b0 (``starts``: the blocks' first rows) dW_ih^T (D, G) += x_t^T da_t,
-    dW_hh^T (R, G) += h̃_{t-1}^T da_t (``h_in`` = h̃_{t-1}), db (G,) += Σ_b da_t[b]."""
+def add_input_gradients(b0, b1, part, da_t, x_t, P_ih, dx_t, dW_ih_parts, db_parts):
+    """Rows b0..b1 of a step: dx_t = da_t W_ih (B, D) (``P_ih``: W_ih packed), and into the block's ``part`` of the
+    sums dW_ih^T (D, G) += x_t^T da_t and db (G,) += Σ_b da_t[b]."""
     wide_vectors()
-    part = np.searchsorted(starts, b0)
     times_packed(b0, b1, da_t, P_ih, dx_t, 0.0)
     add_transposed_times(b0, b1, x_t, da_t, dW_ih_parts[part])
-    add_transposed_times(b0, b1, h_in, da_t, dW_hh_parts[part])
     db = db_parts[part]
     for b in range(b0, b1):
         for n in range(da_t.shape[1]):
             db[n] += da_t[b, n]
+
+
+@jit
+def add_step_gradients(b0, b1, starts, da_t, x_t, h_in, P_ih, dx_t, dW_ih_parts, dW_hh_parts, db_parts):
+    """Rows b0..b1 of a step, while da_t (B, G) is in the cache: ``add_input_gradients``, and dW_hh^T (R, G) +=
+    h̃_{t-1}^T da_t (``h_in`` = h̃_{t-1}), into the part of the block that starts at b0 (``starts``: the blocks'
+    first rows)."""
+    part = np.searchsorted(starts, b0)
+    add_input_gradients(b0, b1, part, da_t, x_t, P_ih, dx_t, dW_ih_parts, db_parts)
+    add_transposed_times(b0, b1, h_in, da_t, dW_hh_parts[part])
 
 
 def totals(dW_ih_parts: np.ndarray, dW_hh_parts: np.ndarray, db_parts: np.ndarray) -> tuple:

@@ -10,13 +10,15 @@ is one compiled function; its per-step products multiply by weights packed once 
     forward, reset_before: rec = h̃ W_h{r,z}^T -> _rz -> rec_n = (r ⊙ h̃) W_hn^T -> _candidate
     backward: _gates_backward: g, dA_z, da_n, dA_n (dA_r too with reset_after)
               -> [reset_before: drh = da_n W_hn -> _reset_backward: dA_r]
-              -> drec = dA_{r,z(,n)} W_h{r,z(,n)} -> _dh_prev
+              -> drec = dA_{r,z(,n)} W_h{r,z(,n)} [-> _step_gradients: dx_t, dW_ih, dW_hh, db] -> _dh_prev
 
 dA is the gradient of the recurrent product's blocks, da_n that of the n pre-activation.
 Rows of a batch never meet inside the loop, so ``_blas.run_split`` runs one loop per block of rows,
 one block per BLAS thread, in parallel. The input projection (forward; inside the loop for few
-input features) and the weight gradients and ``dx`` (after the backward loop,
-``rnnkit.cells.gru.weight_gradients``) are GEMMs over all T·B rows, through ``_blas.matmul``.
+input features) is a GEMM over all T·B rows. When the weight gradients fit in the cache, the
+backward loop computes ``dx_t`` and adds each step's part of them while dA_t and da_n_t are in the
+cache (``_step_gradients``, ``_gradients``); otherwise they and ``dx`` are GEMMs over all T·B rows
+after the loop (``rnnkit.cells.gru.weight_gradients``), through ``_blas.matmul``.
 
 Each kernel loop writes one array (LLVM then vectorises it along the units); the biases are added
 in the kernels. rec_mask 1 and lengths T stand for "off", so each kernel is compiled once per dtype.
@@ -35,7 +37,8 @@ from ..gru import (
     weight_gradients,
     zero_state,
 )
-from ._blas import column_sums, matmul, run_split
+from ._blas import column_sums, matmul, run_split, split_rows
+from ._gradients import add_input_gradients, in_loop, parts, totals
 from ._jit import (
     aligned_copy,
     aligned_empty,
@@ -49,7 +52,7 @@ from ._jit import (
     weights_times_rows,
     wide_vectors,
 )
-from ._kernel import no_panels, pack, times_packed
+from ._kernel import add_transposed_times, no_panels, pack, times_packed
 
 __all__ = ["GRUConfig", "State", "advance", "backward", "forward", "infer", "init_params", "param_shapes", "step", "zero_state"]
 
@@ -194,20 +197,62 @@ def _forward_rows(b0, b1, reset_after, x, P_ih, bias, b_hn, P_hx, P_hn, rec_mask
 
 
 @jit
-def _backward_rows(b0, b1, reset_after, lengths, gates, hs, hn, rec_mask, P_hx, P_hn, dy, dh, dA, da_n, g, drh, drec):
+def _step_gradients(b0, b1, reset_after, starts, dA_t, da_n_t, x_t, h_in, r_t, da_x, rh, P_ih, dx_t, dW_ih_parts,
+                    dW_hh_parts, db_ih_parts, db_hh_parts):
+    """Rows b0..b1 of a step, while dA_t (B, 3H) and da_n_t (B, H) are in the cache, into the parts of the block
+    that starts at b0 (``starts``: the blocks' first rows):
+
+    - the input side (``add_input_gradients``: dx_t, dW_ih, db_ih) with the pre-activations' gradient
+      da_x = [dA_r, dA_z, da_n] (into the scratch ``da_x`` with reset_after; dA_t itself with reset_before);
+    - dW_hh^T (H, 3H) += h̃^T dA_t (reset_after) or [h̃^T dA_{r,z}, (r ⊙ h̃)^T da_n] (reset_before, r ⊙ h̃ into
+      the scratch ``rh``), h̃ = ``h_in``; db_hh (3H,) += Σ_b dA_t[b].
+    """
+    wide_vectors()
+    part, H = np.searchsorted(starts, b0), da_n_t.shape[1]
+    if reset_after:
+        for b in range(b0, b1):
+            for n in range(2 * H):
+                da_x[b, n] = dA_t[b, n]
+            for j in range(H):
+                da_x[b, 2 * H + j] = da_n_t[b, j]
+        add_input_gradients(b0, b1, part, da_x, x_t, P_ih, dx_t, dW_ih_parts, db_ih_parts)
+        add_transposed_times(b0, b1, h_in, dA_t, dW_hh_parts[part])
+    else:
+        add_input_gradients(b0, b1, part, dA_t, x_t, P_ih, dx_t, dW_ih_parts, db_ih_parts)
+        add_transposed_times(b0, b1, h_in, dA_t[:, :2 * H], dW_hh_parts[part][:, :2 * H])
+        for b in range(b0, b1):
+            for j in range(H):
+                rh[b, j] = r_t[b, j] * h_in[b, j]
+        add_transposed_times(b0, b1, rh, da_n_t, dW_hh_parts[part][:, 2 * H:])
+    db_hh = db_hh_parts[part]
+    for b in range(b0, b1):
+        for n in range(3 * H):
+            db_hh[n] += dA_t[b, n]
+
+
+@jit
+def _backward_rows(b0, b1, reset_after, lengths, gates, hs, hn, rec_mask, P_hx, P_hn, dy, dh, dA, da_n, g, drh, drec,
+                   x, masked, h_in, da_x, rh, P_ih, dx, starts, dW_ih_parts, dW_hh_parts, db_ih_parts, db_hh_parts):
     """The backward time loop over rows b0..b1 (``P_hx``, ``P_hn``: W_hx and W_hn packed, not transposed).
 
-    ``dh`` enters as the gradient of h_T and leaves as that of h_0."""
+    ``dh`` enters as the gradient of h_T and leaves as that of h_0. When ``P_ih`` (W_ih packed) has panels,
+    each step's ``dx[t]`` and its parts of the weight and bias gradients are computed as soon as dA_t and
+    da_n_t are (``_step_gradients``, h̃_{t-1} into the scratch ``h_in``), and ``dA``, ``da_n`` hold a single
+    step; otherwise they are left to GEMMs after the loop (``weight_gradients``)."""
     T = gates.shape[0]
     K = P_hx.shape[1]  # the columns of dA that multiply W_hx
     for t in range(T - 1, -1, -1):
-        da_n_t = da_n[min(t, len(da_n) - 1)]
+        dA_t, da_n_t = dA[t % len(dA)], da_n[min(t, len(da_n) - 1)]
         _gates_backward(b0, b1, t, lengths, reset_after, dh, dy[min(t, len(dy) - 1)], gates[t], hs[t],
-                        hn[min(t, len(hn) - 1)], g, dA[t], da_n_t)
+                        hn[min(t, len(hn) - 1)], g, dA_t, da_n_t)
         if not reset_after:
             times_packed(b0, b1, da_n_t, P_hn, drh, 0.0)  # through (r ⊙ h̃) W_hn^T
-            _reset_backward(b0, b1, t, lengths, drh, hs[t], rec_mask, gates[t], dA[t])
-        times_packed(b0, b1, dA[t][:, :K], P_hx, drec, 0.0)  # through h̃ W_hx^T
+            _reset_backward(b0, b1, t, lengths, drh, hs[t], rec_mask, gates[t], dA_t)
+        times_packed(b0, b1, dA_t[:, :K], P_hx, drec, 0.0)  # through h̃ W_hx^T
+        if P_ih.shape[0] > 0:  # the weight gradients' parts and dx_t, while dA_t, da_n_t are in the cache
+            _step_gradients(b0, b1, reset_after, starts, dA_t, da_n_t, x[t],
+                            masked_state(b0, b1, hs[t], masked, rec_mask, h_in), gates[t], da_x, rh, P_ih, dx[t],
+                            dW_ih_parts, dW_hh_parts, db_ih_parts, db_hh_parts)
         _dh_prev(b0, b1, t, lengths, reset_after, drec, drh, gates[t], rec_mask, g, dh)
 
 
@@ -332,16 +377,27 @@ def backward(
 ) -> tuple[dict[str, np.ndarray], np.ndarray, State]:
     """Backprop through time; return ``(grads like p, dx (T, B, D), dh_0 (B, H))`` (see the reference)."""
     x, gates, hs, hn, lengths, mask = (cache[k] for k in ("x", "gates", "hs", "hn", "lengths", "mask"))
-    T, B, _ = x.shape
+    T, B, D = x.shape
     H, dtype = cfg.hidden_size, hs.dtype
     dy, dh = check_h_backward(dy, dstate, (T, B, H), dtype)
     dy, dh = dy_steps(dy, B, H, dtype), aligned_copy(dh)  # dh: updated in place
-    dA = aligned_empty((T, B, 3 * H), dtype)  # gradients of the recurrent product's blocks r, z, n
-    da_n = aligned_empty((T if cfg.reset_after else 1, B, H), dtype)  # of a_n; dA's n block itself with reset_before
+    blocks = split_rows(B, macs=T * B * 3 * H * H)
+    summed = in_loop(blocks, D, H, 3 * H, dtype)  # dx and the weight and bias gradients inside the loop
+    steps = 1 if summed else T  # of dA and (reset_after) da_n held at once
+    dA = aligned_empty((steps, B, 3 * H), dtype)  # gradients of the recurrent product's blocks r, z, n
+    da_n = aligned_empty((steps if cfg.reset_after else 1, B, H), dtype)  # of a_n; reset_before: dA's n block itself
+    P_ih, dx, starts, dW_ih_parts, dW_hh_parts, db_ih_parts = parts(blocks, p["W_ih"], T, B, H, summed)
+    db_hh_parts = aligned_full(db_ih_parts.shape, 0, dtype)
     run_split(_backward_rows, B, cfg.reset_after, lengths, gates, hs, hn, mask, *_recurrent_panels(p, cfg, False), dy,
               dh, dA, da_n, *(aligned_empty((B, H), dtype) for _ in range(3)),  # g, drh, drec
-              macs=T * B * 3 * H * H)
-    h_m = hs[:-1] * mask if cache["masked"] else hs[:-1]  # (T, B, H): h̃ for every step
-    grads, dx = weight_gradients(p, cfg, x, h_m, gates[:, :, :H], dA, da_n if cfg.reset_after else dA[:, :, 2 * H:],
-                                 matmul, column_sums)
+              x, cache["masked"], aligned_empty((B, H), dtype), aligned_empty((B, 3 * H), dtype),  # h_in, da_x
+              aligned_empty((B, H), dtype), P_ih, dx, starts, dW_ih_parts, dW_hh_parts, db_ih_parts, db_hh_parts,  # rh
+              blocks=blocks)
+    if summed:
+        dW_ih, dW_hh, db_ih = totals(dW_ih_parts, dW_hh_parts, db_ih_parts)
+        grads = {"W_ih": dW_ih, "W_hh": dW_hh, "b_ih": db_ih, "b_hh": db_hh_parts.sum(axis=0)}
+    else:
+        h_m = hs[:-1] * mask if cache["masked"] else hs[:-1]  # (T, B, H): h̃ for every step
+        grads, dx = weight_gradients(p, cfg, x, h_m, gates[:, :, :H], dA, da_n if cfg.reset_after else dA[:, :, 2 * H:],
+                                     matmul, column_sums)
     return grads, dx, dh
