@@ -19,6 +19,10 @@ count; a last panel narrower than NR uses one-vector tiles when they cover it (`
 writes through a small scratch tile unless it fills them exactly. ``fast.matmul`` uses the kernel
 for products over many rows with narrow results too (up to ``_blas.PACKED_MAX_N`` columns).
 
+The same tiles also run on operands used in place (``strided``): ``add_transposed_times`` adds
+X^T G to an output, reading X as a transposed A and G's rows as panels without copying either,
+which is how the backward loops sum a step's weight gradients (``_gradients``).
+
 numba caches the compiled loops with this kernel inlined: after editing this file, delete
 ``cells/fast/__pycache__/*.nbi`` and ``*.nbc``.
 """
