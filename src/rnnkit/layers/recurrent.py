@@ -96,7 +96,9 @@ def split_directions(dout: np.ndarray, merge_mode: str, dirs: int) -> list[np.nd
 
     ``"concat"``: the direction's slice; ``"sum"``: all of ``dout`` (d(f + r)/df = d(f + r)/dr = 1).
     """
-    return [dout] * dirs if merge_mode == "sum" else np.split(dout, dirs, axis=-1)
+    if dirs == 1 or merge_mode == "sum":
+        return [dout] * dirs
+    return np.split(dout, dirs, axis=-1)
 
 
 def _dropout_mask(rng: np.random.Generator, shape: tuple[int, ...], p: float, dtype: np.dtype) -> np.ndarray:
@@ -108,6 +110,9 @@ def _dropout_mask(rng: np.random.Generator, shape: tuple[int, ...], p: float, dt
 
 def _stack(states: list[State]) -> State:
     """Per-cell states -> the stacked state (L*dirs, B, R), or (h, c) for an LSTM."""
+    if len(states) == 1:  # one cell: the same copy as np.stack's, without its Python overhead (about 4 µs)
+        return tuple(s[np.newaxis].copy() for s in states[0]) if isinstance(states[0], tuple) \
+            else states[0][np.newaxis].copy()
     if isinstance(states[0], tuple):
         return np.stack([h for h, _ in states]), np.stack([c for _, c in states])
     return np.stack(states)
