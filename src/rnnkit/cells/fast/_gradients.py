@@ -43,11 +43,12 @@ def parts(blocks: list[tuple[int, int]], W_ih: np.ndarray, T: int, B: int, R: in
     W_ih (G, D) packed, dx (T, B, D), the blocks' first rows, and one zeroed part of each sum per block. Without
     ``summed`` (the loop leaves them to GEMMs) P_ih has no panel and the arrays are empty."""
     G, D = W_ih.shape
-    dtype, n = W_ih.dtype, len(blocks) if summed else 0
-    P_ih = pack(W_ih, False) if summed else no_panels(G, dtype)
-    starts = np.array([b0 for b0, _ in blocks], np.int64)
-    sums = tuple(aligned_full((n, *shape, G), 0, dtype) for shape in ((D,), (R,), ()))
-    return (P_ih, aligned_empty((T if summed else 0, B, D), dtype), starts, *sums)
+    dtype, starts = W_ih.dtype, np.array([b0 for b0, _ in blocks], np.int64)
+    if not summed:
+        empty = tuple(np.empty((0, *shape, G), dtype) for shape in ((D,), (R,), ()))
+        return no_panels(G, dtype), np.empty((0, B, D), dtype), starts, *empty
+    sums = tuple(aligned_full((len(blocks), *shape, G), 0, dtype) for shape in ((D,), (R,), ()))
+    return pack(W_ih, False), aligned_empty((T, B, D), dtype), starts, *sums
 
 
 @jit
