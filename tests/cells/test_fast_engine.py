@@ -303,3 +303,19 @@ def test_aligned_arrays_start_on_a_cache_line(shape, dtype, monkeypatch):
         assert array.shape == source.shape and array.dtype == dtype
     assert (_jit.aligned_full(shape, 2.5, dtype) == 2.5).all()
     np.testing.assert_array_equal(_jit.aligned_copy(np.asfortranarray(source)), source)
+
+
+@pytest.mark.parametrize("mod, cfg", [(rnn, rnn.RNNConfig(3, 5)), (gru, gru.GRUConfig(3, 5, False)),
+                                      (lstm, lstm.LSTMConfig(3, 5, proj_size=2, peepholes=True)),
+                                      (lstm, lstm.LSTMConfig(20, 5))])
+def test_time_major_views_of_batch_major_inputs(mod, cfg, loop_path):
+    """The layers hand an inference x (B, T, D) to the cells as its time-major view, which the fast cells read in
+    place (rows contiguous, a step's rows T·D apart); a view with a negative stride is copied first. Either gives
+    what the same input made contiguous gives, in inference and in training."""
+    rng = np.random.default_rng(10)
+    p = {k: rng.uniform(-0.8, 0.8, s) for k, s in mod.param_shapes(cfg).items()}
+    x_bt = rng.standard_normal((6, 4, cfg.input_size))  # (B, T, D)
+    for view in (x_bt.transpose(1, 0, 2), x_bt[::-1].transpose(1, 0, 2)):
+        x = np.ascontiguousarray(view)
+        _assert_close(FAST[mod].infer(p, cfg, x), FAST[mod].infer(p, cfg, view), np.float64, None)
+        _assert_close(FAST[mod].forward(p, cfg, x)[:2], FAST[mod].forward(p, cfg, view)[:2], np.float64, None)

@@ -33,7 +33,7 @@ import numpy as np
 from numba import types
 from numba.extending import overload
 
-from ._jit import aligned_empty
+from ._jit import aligned_empty, rows_contiguous
 from ._kernel import pack, times_packed
 
 _ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112
@@ -196,11 +196,6 @@ def _column_sum_blocks(i0, i1, edges, X, partial):
                 partial[i, j] += X[r, j]
 
 
-def _rows_contiguous(X: np.ndarray) -> np.ndarray:
-    """X itself when its rows are contiguous (any row stride), else a contiguous copy: what the loops read."""
-    return X if X.strides[-1] == X.itemsize else np.ascontiguousarray(X)
-
-
 def _over_row_blocks(loop, n: int, *args, shape: tuple[int, ...], dtype: np.dtype, macs: float) -> np.ndarray:
     """A sum over the n rows of the operands, shared by the BLAS threads: ``loop(i0, i1, edges, *args, partial)``
     puts block i's part in ``partial[i]`` (blocks of ``split_rows``); returns Σ_i partial[i], of ``shape``."""
@@ -214,7 +209,7 @@ def _over_row_blocks(loop, n: int, *args, shape: tuple[int, ...], dtype: np.dtyp
 def column_sums(X: np.ndarray) -> np.ndarray:
     """Σ_r X[r, :] of a 2-D X (n, N) with contiguous rows, (N,): the bias gradients' sums over all T·B rows,
     row blocks summed in parallel threads (NumPy's ``X.sum(axis=0)`` runs on one)."""
-    X = _rows_contiguous(X)
+    X = rows_contiguous(X)
     return _over_row_blocks(_column_sum_blocks, X.shape[0], X, shape=(X.shape[1],), dtype=X.dtype, macs=X.size)
 
 
@@ -230,7 +225,7 @@ def matmul(A: np.ndarray, B: np.ndarray, *, trans_a: bool = False, trans_b: bool
     transposed A with too few columns to share out (a weight gradient of a small layer, ``da^T X``) has
     the sum over its rows shared instead, each thread's part added at the end.
     """
-    A, B = _rows_contiguous(A), _rows_contiguous(B)
+    A, B = rows_contiguous(A), rows_contiguous(B)
     C = aligned_empty((A.shape[1] if trans_a else A.shape[0], B.shape[0] if trans_b else B.shape[1]), A.dtype)
     macs = C.shape[0] * C.shape[1] * (A.shape[0] if trans_a else A.shape[1])
     if not trans_a and C.shape[1] <= PACKED_MAX_N:

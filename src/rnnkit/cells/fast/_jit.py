@@ -131,6 +131,12 @@ def aligned_full(shape: int | tuple[int, ...], value: float, dtype: np.dtype) ->
     return array
 
 
+def rows_contiguous(x: np.ndarray) -> np.ndarray:
+    """``x`` itself when its rows (last axis) are contiguous and its other strides positive (e.g. a time-major view
+    of a batch-major array, whose rows the loops and the kernel read in place), else a contiguous copy."""
+    return x if x.strides[-1] == x.itemsize and min(x.strides) > 0 else np.ascontiguousarray(x)
+
+
 def aligned_copy(a: np.ndarray) -> np.ndarray:
     """A C-contiguous copy of ``a`` on a cache-line boundary (``aligned_empty``)."""
     array = aligned_empty(a.shape, a.dtype)

@@ -47,6 +47,7 @@ from ._jit import (
     jit,
     lengths_or_full,
     masked_state,
+    rows_contiguous,
     sigmoid,
     tanh,
     weights_times_rows,
@@ -342,7 +343,7 @@ def _run(p: dict[str, np.ndarray], cfg: GRUConfig, x: np.ndarray, h0: np.ndarray
     T, B, D = x.shape
     H, dtype = cfg.hidden_size, x.dtype
     lengths = lengths_or_full(lengths, B, T)
-    x = np.ascontiguousarray(x)
+    x = rows_contiguous(x)  # x[t]: rows read in place, any row stride
     G = 3 if cfg.reset_after else 2  # the blocks of W_hh that multiply h̃ directly
     steps = T if keep else 1  # steps of the per-step arrays held at once
     if D <= STEPWISE_PROJECTION_MAX_D or not keep:  # projected step by step inside the loop

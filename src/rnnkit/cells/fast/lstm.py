@@ -52,6 +52,7 @@ from ._jit import (
     jit,
     lengths_or_full,
     masked_state,
+    rows_contiguous,
     sigmoid,
     tanh,
     weights_times_rows,
@@ -387,7 +388,7 @@ def _checked_run(p: dict[str, np.ndarray], cfg: LSTMConfig, x: np.ndarray, state
     h0, c0 = _check_state(state0, B, cfg, x.dtype, "state0")
     if rec_mask is not None:
         rec_mask = check_float_array(rec_mask, "rec_mask", shape=(B, cfg.output_size), dtype=x.dtype)
-    return _run(p, cfg, np.ascontiguousarray(x), h0, c0, lengths_or_full(lengths, B, T), rec_mask, keep)
+    return _run(p, cfg, rows_contiguous(x), h0, c0, lengths_or_full(lengths, B, T), rec_mask, keep)
 
 
 def _run(p: dict[str, np.ndarray], cfg: LSTMConfig, x: np.ndarray, h0: np.ndarray, c0: np.ndarray,

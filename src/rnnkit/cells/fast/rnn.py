@@ -41,6 +41,7 @@ from ._jit import (
     jit,
     lengths_or_full,
     masked_state,
+    rows_contiguous,
     sigmoid,
     tanh,
     weights_times_rows,
@@ -223,7 +224,7 @@ def _run(p: dict[str, np.ndarray], cfg: RNNConfig, x: np.ndarray, h0: np.ndarray
     T, B, D = x.shape
     H, dtype = cfg.hidden_size, x.dtype
     lengths = lengths_or_full(lengths, B, T)
-    x = np.ascontiguousarray(x)
+    x = rows_contiguous(x)  # x[t]: rows read in place, any row stride
 
     if D <= STEPWISE_PROJECTION_MAX_D:  # few input features: projected step by step inside the loop
         P_ih, a = pack(p["W_ih"], True), aligned_empty((T, B, H), dtype)
