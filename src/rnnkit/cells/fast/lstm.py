@@ -17,8 +17,8 @@ features, or ``infer``) it is a product per step inside the loop. When the weigh
 the cache, the backward loop computes ``dx_t`` and adds each step's x_t^T da_t, h̃_{t-1}^T da_t and
 Σ_b da_t to dW_ih, dW_hh and db while ``da_t`` is in the cache (``_gradients``): no (T, B, 4H) array
 ``da`` is written or read back (a training step at (B, T, D, H) = (512, 50, 1, 64): 27.5 → 24.4 ms
-on one core, (64, 200, 8, 16): 3.28 → 2.76). Larger weights get them as single GEMMs over all T·B rows after the
-loop (``_blas.matmul``). ``infer`` keeps one step of the gates and two of the state (alternating)
+on one core, (64, 200, 8, 16): 3.28 → 2.76). Larger weights get them as single GEMMs over all T·B
+rows after the loop (``_blas.matmul``). ``infer`` keeps one step of the gates and two of the state (alternating)
 instead of all of them.
 
 Each kernel loop writes one array (LLVM then vectorises it along the units). Options that are off
