@@ -12,13 +12,14 @@ end by ``totals``), with the packed kernel (``times_packed`` for dx_t, ``add_tra
 the sums, kept transposed: dW^T (D or R, G)). That pays while the sums stay in the cache
 (``STEP_GRADIENTS_MAX_BYTES``) and a step has enough rows and columns to amortise loading and storing
 them (``STEP_GRADIENTS_MIN_ROWS``, ``STEP_GRADIENTS_MIN_COLUMNS``); otherwise the cells keep the GEMMs
-after the loop.
+after the loop (``after_loop``).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from ._blas import column_sums, matmul
 from ._jit import aligned_empty, aligned_full, jit, wide_vectors
 from ._kernel import add_transposed_times, no_panels, pack, times_packed
 
@@ -26,8 +27,6 @@ STEP_GRADIENTS_MAX_BYTES = 512 * 1024  # dW_ih and dW_hh together up to which th
 # (measured, LSTM: (D, H) = (65, 128), 395 KB: 13.6 -> 12.6 ms a training step on one core; (65, 256), 1.3 MB: 87 -> 92)
 STEP_GRADIENTS_MIN_ROWS = 8  # rows per block from which they are (a step's sums over fewer rows are mostly loads and
 # stores of the sums; LSTM backward at (B, T, D, H) = (1, 50, 1, 16): 66 µs after the loop, 72 inside; (16, 8, 2, 16): 69, 53)
-
-
 STEP_GRADIENTS_MIN_COLUMNS = 32  # pre-activations per row from which they are (fewer fill less than two vectors of
 # a tile: a simple RNN's backward at (64, 200, 8, 16): 1.01 ms after the loop, 1.15 inside)
 
@@ -78,3 +77,14 @@ def totals(dW_ih_parts: np.ndarray, dW_hh_parts: np.ndarray, db_parts: np.ndarra
     """``(dW_ih (G, D), dW_hh (G, R), db (G,))``: the blocks' parts added, the weight gradients transposed back."""
     dW_ih, dW_hh = (np.ascontiguousarray(p.sum(axis=0).T) for p in (dW_ih_parts, dW_hh_parts))
     return dW_ih, dW_hh, db_parts.sum(axis=0)
+
+
+def after_loop(da: np.ndarray, x: np.ndarray, h_in: np.ndarray, W_ih: np.ndarray) -> tuple:
+    """``(dW_ih (G, D), dW_hh (G, R), db (G,), dx (T, B, D))`` as GEMMs over all T·B rows, from every step's ``da
+    (T, B, G)``, ``x (T, B, D)`` and ``h_in (T, B, R)`` = h̃_{t-1}: when the loop left the sums to them."""
+    T, B, G = da.shape
+    da_rows = da.reshape(T * B, G)
+    dW_ih = matmul(da_rows, x.reshape(T * B, -1), trans_a=True)  # (G, TB) @ (TB, D)
+    dW_hh = matmul(da_rows, h_in.reshape(T * B, -1), trans_a=True)  # (G, TB) @ (TB, R)
+    dx = matmul(da_rows, W_ih).reshape(T, B, -1)  # (TB, G) @ (G, D)
+    return dW_ih, dW_hh, column_sums(da_rows), dx

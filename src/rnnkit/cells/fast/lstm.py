@@ -42,8 +42,8 @@ from ..lstm import (
     param_shapes,
     zero_state,
 )
-from ._blas import column_sums, matmul, run_split, split_rows
-from ._gradients import add_step_gradients, in_loop, parts, totals
+from ._blas import matmul, run_split, split_rows
+from ._gradients import add_step_gradients, after_loop, in_loop, parts, totals
 from ._jit import (
     aligned_copy,
     aligned_empty,
@@ -461,12 +461,9 @@ def backward(
         grads["w_co"] = np.einsum("tbh,tbh->h", da[:, :, 3 * H:], cs[1:])  # c_t
     if summed:
         dW_ih, dW_hh, db = totals(*sums)
-    else:  # sums over all steps and rows (t, b): one GEMM each on the (T·B, ·) rows
-        da_rows = da.reshape(T * B, 4 * H)
+    else:
         h_in = hs[:-1] * mask if cache["masked"] else hs[:-1]  # (T, B, R): h̃_{t-1}
-        dW_ih, db = matmul(da_rows, x.reshape(T * B, D), trans_a=True), column_sums(da_rows)  # (4H, TB) @ (TB, D)
-        dW_hh = matmul(da_rows, h_in.reshape(T * B, R), trans_a=True)  # (4H, TB) @ (TB, R)
-        dx = matmul(da_rows, p["W_ih"]).reshape(T, B, D)  # (TB, 4H) @ (4H, D)
+        dW_ih, dW_hh, db, dx = after_loop(da, x, h_in, p["W_ih"])
     grads.update({"W_ih": dW_ih, "W_hh": dW_hh, "b_ih": db, "b_hh": db.copy()})
     if P:
         grads["W_hr"] = matmul(dh_raw.reshape(T * B, R), cache["m"].reshape(T * B, H), trans_a=True)  # (P, TB) @ (TB, H)

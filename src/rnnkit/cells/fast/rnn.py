@@ -31,8 +31,8 @@ import numpy as np
 
 from .._common import check_h_backward, check_h_forward, check_h_step
 from ..rnn import RNNConfig, State, init_params, param_shapes, zero_state
-from ._blas import column_sums, matmul, run_split, split_rows
-from ._gradients import add_step_gradients, in_loop, parts, totals
+from ._blas import matmul, run_split, split_rows
+from ._gradients import add_step_gradients, after_loop, in_loop, parts, totals
 from ._jit import (
     aligned_copy,
     aligned_empty,
@@ -266,11 +266,8 @@ def backward(
               starts, *sums, blocks=blocks)
     if summed:
         dW_ih, dW_hh, db = totals(*sums)
-    else:  # sums over all steps and rows (t, b): one GEMM each on the (T·B, ·) rows
-        da_rows = da.reshape(T * B, H)
+    else:
         h_in = hs[:-1] if rec_mask is None else hs[:-1] * mask  # (T, B, H): h̃_{t-1}
-        dW_ih, db = matmul(da_rows, x.reshape(T * B, D), trans_a=True), column_sums(da_rows)  # (H, TB) @ (TB, D)
-        dW_hh = matmul(da_rows, h_in.reshape(T * B, H), trans_a=True)  # (H, TB) @ (TB, H)
-        dx = matmul(da_rows, p["W_ih"]).reshape(T, B, D)  # (TB, H) @ (H, D)
+        dW_ih, dW_hh, db, dx = after_loop(da, x, h_in, p["W_ih"])
     grads = {"W_ih": dW_ih, "W_hh": dW_hh, "b_ih": db, "b_hh": db.copy()}
     return grads, dx, dh
