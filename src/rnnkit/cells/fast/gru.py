@@ -206,7 +206,8 @@ def _step_gradients(b0, b1, reset_after, starts, dA_t, da_n_t, x_t, h_in, r_t, d
     - the input side (``add_input_gradients``: dx_t, dW_ih, db_ih) with the pre-activations' gradient
       da_x = [dA_r, dA_z, da_n] (into the scratch ``da_x`` with reset_after; dA_t itself with reset_before);
     - dW_hh^T (H, 3H) += h̃^T dA_t (reset_after) or [h̃^T dA_{r,z}, (r ⊙ h̃)^T da_n] (reset_before, r ⊙ h̃ into
-      the scratch ``rh``), h̃ = ``h_in``; db_hh (3H,) += Σ_b dA_t[b].
+      the scratch ``rh``), h̃ = ``h_in``; with reset_after db_hh (3H,) += Σ_b dA_t[b] (with reset_before
+      dA_t is da_x, so db_hh is db_ih).
     """
     wide_vectors()
     part, H = np.searchsorted(starts, b0), da_n_t.shape[1]
@@ -218,6 +219,10 @@ def _step_gradients(b0, b1, reset_after, starts, dA_t, da_n_t, x_t, h_in, r_t, d
                 da_x[b, 2 * H + j] = da_n_t[b, j]
         add_input_gradients(b0, b1, part, da_x, x_t, P_ih, dx_t, dW_ih_parts, db_ih_parts)
         add_transposed_times(b0, b1, h_in, dA_t, dW_hh_parts[part])
+        db_hh = db_hh_parts[part]
+        for b in range(b0, b1):
+            for n in range(3 * H):
+                db_hh[n] += dA_t[b, n]
     else:
         add_input_gradients(b0, b1, part, dA_t, x_t, P_ih, dx_t, dW_ih_parts, db_ih_parts)
         add_transposed_times(b0, b1, h_in, dA_t[:, :2 * H], dW_hh_parts[part][:, :2 * H])
@@ -225,10 +230,6 @@ def _step_gradients(b0, b1, reset_after, starts, dA_t, da_n_t, x_t, h_in, r_t, d
             for j in range(H):
                 rh[b, j] = r_t[b, j] * h_in[b, j]
         add_transposed_times(b0, b1, rh, da_n_t, dW_hh_parts[part][:, 2 * H:])
-    db_hh = db_hh_parts[part]
-    for b in range(b0, b1):
-        for n in range(3 * H):
-            db_hh[n] += dA_t[b, n]
 
 
 @jit
@@ -388,7 +389,7 @@ def backward(
     dA = aligned_empty((steps, B, 3 * H), dtype)  # gradients of the recurrent product's blocks r, z, n
     da_n = aligned_empty((steps if cfg.reset_after else 1, B, H), dtype)  # of a_n; reset_before: dA's n block itself
     P_ih, dx, starts, dW_ih_parts, dW_hh_parts, db_ih_parts = parts(blocks, p["W_ih"], T, B, H, summed)
-    db_hh_parts = aligned_full(db_ih_parts.shape, 0, dtype)
+    db_hh_parts = aligned_full(db_ih_parts.shape if cfg.reset_after else (0, 3 * H), 0, dtype)  # else db_ih
     run_split(_backward_rows, B, cfg.reset_after, lengths, gates, hs, hn, mask, *_recurrent_panels(p, cfg, False), dy,
               dh, dA, da_n, *(aligned_empty((B, H), dtype) for _ in range(3)),  # g, drh, drec
               x, cache["masked"], aligned_empty((B, H), dtype), aligned_empty((B, 3 * H), dtype),  # h_in, da_x
@@ -396,7 +397,8 @@ def backward(
               blocks=blocks)
     if summed:
         dW_ih, dW_hh, db_ih = totals(dW_ih_parts, dW_hh_parts, db_ih_parts)
-        grads = {"W_ih": dW_ih, "W_hh": dW_hh, "b_ih": db_ih, "b_hh": db_hh_parts.sum(axis=0)}
+        db_hh = db_hh_parts.sum(axis=0) if cfg.reset_after else db_ih.copy()
+        grads = {"W_ih": dW_ih, "W_hh": dW_hh, "b_ih": db_ih, "b_hh": db_hh}
     else:
         h_m = hs[:-1] * mask if cache["masked"] else hs[:-1]  # (T, B, H): h̃ for every step
         grads, dx = weight_gradients(p, cfg, x, h_m, gates[:, :, :H], dA, da_n if cfg.reset_after else dA[:, :, 2 * H:],
