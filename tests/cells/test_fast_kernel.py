@@ -1,7 +1,7 @@
 """The product kernel (rnnkit.cells.fast._kernel) against NumPy's matmul.
 
 ``times_packed``: shapes cover every tile height (8, 4, 2, 1 rows), full panels and narrow last ones
-(of 16 columns in float32: written directly; of fewer or more: through the scratch tile), row blocks
+(one vector or two, written through a lane mask that must leave the columns past them alone), row blocks
 beyond ROW_BLOCK, an empty inner dimension, strided rows of A and of the output, a row range that
 leaves other rows alone, beta 0 and 1, W packed as given or transposed, float32 and float64.
 ``add_transposed_times`` (X^T G added on, both used in place): the same tile heights and panel widths,
@@ -49,6 +49,26 @@ def test_times_packed_touches_only_its_rows():
     _kernel.times_packed(3, 10, A, _kernel.pack(W, False), out, 0.0)
     np.testing.assert_allclose(out[3:10], A[3:10] @ W, rtol=1e-12)
     assert (out[:3] == 7.0).all() and (out[10:] == 7.0).all()
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("N", [1, 5, 8, 15, 16, 17, 31, 33, 47])
+@pytest.mark.parametrize("beta", [0.0, 1.0])
+def test_narrow_panels_leave_the_columns_past_them_alone(N, beta, dtype):
+    """The last panel's masked stores write its N columns and nothing past them (the rest of each row is 7)."""
+    rng = np.random.default_rng(N)
+    A, W, G = (rng.standard_normal(shape).astype(dtype) for shape in ((19, 6), (6, N), (19, N)))
+    for product in ("times_packed", "add_transposed_times"):
+        full = np.full((19 if product == "times_packed" else 6, N + 40), 7.0, dtype)
+        out = full[:, :N]
+        if product == "times_packed":
+            expected = A @ W + beta * out
+            _kernel.times_packed(0, 19, A, _kernel.pack(W, False), out, beta)
+        else:
+            expected = out + A.T @ G
+            _kernel.add_transposed_times(0, 19, A, G, out)
+        np.testing.assert_allclose(out, expected, rtol=TOL[dtype] * 20, atol=TOL[dtype] * 20)
+        assert (full[:, N:] == 7.0).all()
 
 
 def test_pack_pads_with_zeros_and_reads_any_layout():
