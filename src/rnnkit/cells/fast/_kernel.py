@@ -153,21 +153,28 @@ def _tile_intrinsic(MR: int):
                                                                       valid, const(0)),
                                                ir.Constant(ir.VectorType(i32, lanes), ir.Undefined), splat_mask)
                 mask = builder.icmp_unsigned("<", ir.Constant(ir.VectorType(i32, lanes), list(range(lanes))), valid)
-                last = [(r + 1) * NV - 1 for r in range(MR)]  # positions of each row's last vector in wheres
+                last = {(r + 1) * NV - 1 for r in range(MR)}  # each row's last vector in wheres
+
+                def store(masked: bool, adding: bool) -> None:
+                    """The tile into C, its rows' last vectors through ``mask`` if ``masked``, added to C if ``adding``
+                    (C is read only then)."""
+                    for i, (where, total) in enumerate(zip(wheres, totals)):
+                        partial = masked and i in last
+                        if adding:
+                            old = builder.call(masked_load, [where, ir.Constant(i32, 4), mask, zero]) if partial \
+                                else builder.load(where, align=4)
+                            total = builder.fadd(old, total)
+                        if partial:
+                            builder.call(masked_store, [total, where, ir.Constant(i32, 4), mask])
+                        else:
+                            builder.store(total, where, align=4)
+
                 with builder.if_else(builder.icmp_signed("<", width_v, const(NV * lanes))) as (narrow, whole):
-                    for masked, branch in ((True, narrow), (False, whole)):
-                        with branch, builder.if_else(add_v) as (add, overwrite):  # C is read only when added to
-                            for adding, store_branch in ((True, add), (False, overwrite)):
-                                with store_branch:
-                                    for i, (where, total) in enumerate(zip(wheres, totals)):
-                                        if masked and i in last:
-                                            if adding:
-                                                total = builder.fadd(builder.call(masked_load, [where, ir.Constant(i32, 4), mask, zero]), total)
-                                            builder.call(masked_store, [total, where, ir.Constant(i32, 4), mask])
-                                        else:
-                                            if adding:
-                                                total = builder.fadd(builder.load(where, align=4), total)
-                                            builder.store(total, where, align=4)
+                    for masked, width_branch in ((True, narrow), (False, whole)):
+                        with width_branch, builder.if_else(add_v) as (to_add, to_overwrite):
+                            for adding, add_branch in ((True, to_add), (False, to_overwrite)):
+                                with add_branch:
+                                    store(masked, adding)
 
             with builder.if_else(strided_v) as (in_place, packed):
                 for branch, strides in ((in_place, (a_ks_v, ldp_v)), (packed, (const(1), const(2 * lanes)))):
