@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-pytest.importorskip("numba")
+numba = pytest.importorskip("numba")
 
 from rnnkit.cells import fast
 from rnnkit.cells.fast import _blas
@@ -138,6 +138,57 @@ def test_split_runs_in_a_forked_child(monkeypatch):
     with mp.get_context("fork").Pool(1) as pool:
         got = pool.apply_async(_blas.matmul, (A, A), {"trans_b": True}).get(timeout=60)
     np.testing.assert_allclose(got, A @ A.T, rtol=1e-12)
+
+
+@numba.njit(nogil=True, cache=True)
+def _mark_rows(b0, b1, out, value):
+    for b in range(b0, b1):
+        out[b] = value
+
+
+@numba.njit(parallel=True, nogil=True, cache=True)
+def _mark_rows_blocks(edges, *args):
+    for k in numba.prange(len(edges) - 1):
+        _mark_rows(edges[k], edges[k + 1], *args)
+
+
+@pytest.mark.parametrize("macs", [1000, float("inf")])
+def test_small_splits_go_to_the_spinning_threads(macs, monkeypatch):
+    """With a ``parallel`` twin, a split job up to SPINNING_MAX_MACS runs in numba's threads when they spin
+    (OpenMP or TBB), a larger one (or any without the twin) in the pool; every row is done either way."""
+    monkeypatch.setattr(_blas, "blas_threads", lambda: 2)
+    monkeypatch.setattr(_blas, "MIN_ROWS_PER_THREAD", 1)
+    monkeypatch.setattr(_blas, "SPLIT_MIN_MACS", 0)
+    used = []
+    monkeypatch.setattr(_blas, "_pool", lambda pool=_blas._pool: used.append("pool") or pool())
+    out = np.zeros(6)
+    _blas.run_split(_mark_rows, 6, out, 2.0, macs=macs, parallel=_mark_rows_blocks)
+    assert (out == 2.0).all()
+    spinning = _blas._spinning_threads()
+    assert spinning == (numba.threading_layer() in ("omp", "tbb"))
+    assert used == ([] if spinning and macs <= _blas.SPINNING_MAX_MACS else ["pool"])
+
+
+def test_a_forked_child_splits_in_the_pool_after_the_parent_used_openmp(monkeypatch):
+    """GNU OpenMP does not survive fork(): a child of a parent that ran a parallel region uses the pool (and does not
+    hang)."""
+    import multiprocessing as mp
+
+    monkeypatch.setattr(_blas, "blas_threads", lambda: 2)
+    monkeypatch.setattr(_blas, "MIN_ROWS_PER_THREAD", 1)
+    monkeypatch.setattr(_blas, "SPLIT_MIN_MACS", 0)
+    out = np.zeros(6)
+    _blas.run_split(_mark_rows, 6, out, 1.0, macs=1000, parallel=_mark_rows_blocks)  # the parent's region
+    with mp.get_context("fork").Pool(1) as pool:
+        spinning, got = pool.apply_async(_split_in_child).get(timeout=60)
+    assert spinning is False and (got == 3.0).all()
+
+
+def _split_in_child() -> tuple[bool, np.ndarray]:
+    _blas.blas_threads = lambda: 2  # a forked child inherits the monkeypatched module state but not its patches' undo
+    out = np.zeros(6)
+    _blas.run_split(_mark_rows, 6, out, 3.0, macs=1000, parallel=_mark_rows_blocks)
+    return _blas._spinning_threads(), out
 
 
 def test_without_numpys_openblas_the_engine_falls_back(monkeypatch):

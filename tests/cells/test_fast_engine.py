@@ -90,9 +90,12 @@ def _assert_parity(mod, cfg, dtype, rng, tol: float | None = None, **case) -> di
 DTYPES = [np.float64, np.float32]
 
 
-@pytest.fixture(params=["one row block", "rows split over 2 threads"])
+@pytest.fixture(params=["one row block", "rows split over 2 threads", "rows split over 2 pool threads"])
 def loop_path(request, monkeypatch):
-    """Run the compiled time loops on all rows at once, or on two row blocks in parallel threads."""
+    """Run the compiled time loops on all rows at once, or on two row blocks in parallel threads: numba's (OpenMP,
+    for small jobs, when available) or the pool's."""
+    if "pool" in request.param:
+        monkeypatch.setattr(_blas, "SPINNING_MAX_MACS", -1)
     if "split" in request.param:
         monkeypatch.setattr(_blas, "blas_threads", lambda: 2)
         monkeypatch.setattr(_blas, "MIN_ROWS_PER_THREAD", 1)

@@ -145,8 +145,43 @@ def _forget_pool() -> None:
 os.register_at_fork(after_in_child=_forget_pool)
 
 
+SPINNING_MAX_MACS = 1 << 26  # jobs (multiply-adds in all) up to which the blocks go to numba's OpenMP threads
+# rather than the pool, when given a ``parallel`` twin: waking a pool thread and handing the result back costs
+# about 80 µs a call on these machines (measured: a do-nothing split, 78 µs), OpenMP's spinning threads about
+# 2 µs. Larger jobs keep the pool: there those µs do not count, and OpenMP's threads spin on (some
+# milliseconds) after each parallel region, when OpenBLAS's threads may want the cores for a GEMM.
+
+_SPINNING: bool | None = None  # whether numba's threading layer spins between regions (None: not known yet)
+
+
+@numba.njit(parallel=True, nogil=True, cache=True)
+def _first_region(flags):
+    """A parallel region that does nothing but start numba's threading layer."""
+    for k in numba.prange(flags.shape[0]):
+        flags[k] = 1
+
+
+def _spinning_threads() -> bool:
+    """Whether numba's threading layer is OpenMP or TBB (threads that spin between parallel regions, started here
+    on first use) rather than its ``workqueue`` (which sleeps, about 120 µs a region)."""
+    global _SPINNING
+    if _SPINNING is None:
+        _first_region(np.zeros(2, np.int64))
+        _SPINNING = numba.threading_layer() in ("omp", "tbb")
+    return _SPINNING
+
+
+def _no_spinning_in_child() -> None:
+    """GNU OpenMP does not survive a fork: a forked child uses the pool."""
+    global _SPINNING
+    _SPINNING = False
+
+
+os.register_at_fork(after_in_child=_no_spinning_in_child)
+
+
 def run_split(loop, n: int, *args, min_rows: int | None = None, macs: float = float("inf"),
-              blocks: list[tuple[int, int]] | None = None) -> None:
+              blocks: list[tuple[int, int]] | None = None, parallel=None) -> None:
     """``loop(b0, b1, *args)`` for each row block of ``blocks`` (default ``split_rows(n, min_rows, macs)``), in
     parallel threads (the first block on the calling thread).
 
@@ -154,6 +189,10 @@ def run_split(loop, n: int, *args, min_rows: int | None = None, macs: float = fl
     OpenBLAS is set to one thread, then set back: each block's products stay on its own core, and
     OpenBLAS's own threads, which spin for about 0.1 s after each multi-threaded call, never compete
     with the blocks. (The setting is process-wide: OpenBLAS's pthreads build has no per-thread one.)
+
+    ``parallel``: ``loop``'s twin ``parallel(edges, *args)`` compiled with ``numba.prange`` over the blocks
+    [edges[k], edges[k + 1]) (see ``cells.fast.lstm._forward_blocks``). Jobs up to ``SPINNING_MAX_MACS``
+    run through it when numba's threading layer spins (``_spinning_threads``); others use the pool.
     """
     blocks = split_rows(n, min_rows, macs) if blocks is None else blocks
     if len(blocks) == 1 and blas_threads() == 1:
@@ -162,6 +201,10 @@ def run_split(loop, n: int, *args, min_rows: int | None = None, macs: float = fl
     threads = _get_num_threads()
     _set_num_threads(1)
     try:
+        if parallel is not None and len(blocks) > 1 and macs <= SPINNING_MAX_MACS and _spinning_threads():
+            numba.set_num_threads(min(len(blocks), numba.config.NUMBA_NUM_THREADS))
+            parallel(np.array([b0 for b0, _ in blocks] + [blocks[-1][1]], np.int64), *args)
+            return
         others = [_pool().submit(loop, b0, b1, *args) for b0, b1 in blocks[1:]]
         try:
             loop(*blocks[0], *args)

@@ -148,12 +148,26 @@ def aligned_copy(a: np.ndarray) -> np.ndarray:
     return array
 
 
+@numba.njit(cache=True, nogil=True)
+def _copy_steps(source, out):
+    """out (T, B, R) = source, any strides: one compiled loop (NumPy's strided copy pays about 10 ns per row of
+    16 floats, (64, 200, 16) from a batch-major view: 128 → 35 µs)."""
+    for t in range(source.shape[0]):
+        for b in range(source.shape[1]):
+            for j in range(source.shape[2]):
+                out[t, b, j] = source[t, b, j]
+
+
 def dy_steps(dy: np.ndarray | None, batch: int, size: int, dtype: np.dtype) -> np.ndarray:
     """``dy (T, B, R)`` contiguous for the compiled loops (a copy is aligned), or one zero step when None (they read
     dy[min(t, len(dy) - 1)])."""
     if dy is None:
         return aligned_full((1, batch, size), 0, dtype)
-    return dy if dy.flags.c_contiguous else aligned_copy(dy)
+    if dy.flags.c_contiguous:
+        return dy
+    steps = aligned_empty(dy.shape, dy.dtype)
+    _copy_steps(dy, steps)
+    return steps
 
 
 def lengths_or_full(lengths: np.ndarray | None, batch: int, time: int) -> np.ndarray:

@@ -26,6 +26,7 @@ in the kernels. rec_mask 1 and lengths T stand for "off", so each kernel is comp
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 
 from .._common import check_h_backward, check_h_forward, check_h_step
@@ -258,6 +259,20 @@ def _backward_rows(b0, b1, reset_after, lengths, gates, hs, hn, rec_mask, P_hx, 
         _dh_prev(b0, b1, t, lengths, reset_after, drec, drh, gates[t], rec_mask, g, dh)
 
 
+@numba.njit(parallel=True, nogil=True, cache=True)
+def _forward_blocks(edges, *args):
+    """``_forward_rows`` on the row blocks [edges[k], edges[k + 1]) in parallel threads (``_blas.run_split``)."""
+    for k in numba.prange(len(edges) - 1):
+        _forward_rows(edges[k], edges[k + 1], *args)
+
+
+@numba.njit(parallel=True, nogil=True, cache=True)
+def _backward_blocks(edges, *args):
+    """``_backward_rows`` on the row blocks [edges[k], edges[k + 1]) in parallel threads (``_blas.run_split``)."""
+    for k in numba.prange(len(edges) - 1):
+        _backward_rows(edges[k], edges[k + 1], *args)
+
+
 @jit
 def _biases(reset_after, b_ih, b_hh):
     """(b (3H,), b_hn (H,)): b_hh folds into b_ih, except b_hn when r multiplies it (reset_after; else b_hn = 0)."""
@@ -361,7 +376,7 @@ def _run(p: dict[str, np.ndarray], cfg: GRUConfig, x: np.ndarray, h0: np.ndarray
     run_split(_forward_rows, B, cfg.reset_after, x, P_ih, bias, b_hn, *_recurrent_panels(p, cfg, True), mask,
               rec_mask is not None, lengths, gates, hs, hn, y, aligned_empty((B, G * H), dtype),
               *(aligned_empty((B, H), dtype) for _ in range(3)),  # rec, rec_n, h_in, rh
-              macs=T * B * 3 * H * (H + D * (len(P_ih) > 0)))
+              macs=T * B * 3 * H * (H + D * (len(P_ih) > 0)), parallel=_forward_blocks)
     h_T = hs[T % len(hs)].copy()
     if not keep:
         return y, h_T, None
@@ -383,7 +398,8 @@ def backward(
     H, dtype = cfg.hidden_size, hs.dtype
     dy, dh = check_h_backward(dy, dstate, (T, B, H), dtype)
     dy, dh = dy_steps(dy, B, H, dtype), aligned_copy(dh)  # dh: updated in place
-    blocks = split_rows(B, macs=T * B * 3 * H * H)
+    macs = T * B * 3 * H * H
+    blocks = split_rows(B, macs=macs)
     summed = in_loop(blocks, D, H, 3 * H, dtype)  # dx and the weight and bias gradients inside the loop
     steps = 1 if summed else T  # of dA and (reset_after) da_n held at once
     dA = aligned_empty((steps, B, 3 * H), dtype)  # gradients of the recurrent product's blocks r, z, n
@@ -394,7 +410,7 @@ def backward(
               dh, dA, da_n, *(aligned_empty((B, H), dtype) for _ in range(3)),  # g, drh, drec
               x, cache["masked"], aligned_empty((B, H), dtype), aligned_empty((B, 3 * H), dtype),  # h_in, da_x
               aligned_empty((B, H), dtype), P_ih, dx, starts, dW_ih_parts, dW_hh_parts, db_ih_parts, db_hh_parts,  # rh
-              blocks=blocks)
+              blocks=blocks, macs=macs, parallel=_backward_blocks)
     if summed:
         dW_ih, dW_hh, db_ih = totals(dW_ih_parts, dW_hh_parts, db_ih_parts)
         db_hh = db_hh_parts.sum(axis=0) if cfg.reset_after else db_ih.copy()

@@ -33,6 +33,7 @@ once per dtype. The equations are in ``rnnkit.cells.lstm``.
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 from llvmlite import ir
 from numba import types
@@ -498,6 +499,20 @@ def _backward_rows(b0, b1, lengths, gates, cs, c_raw, h_raw, P_hh, P_hr, rec_mas
             dh[b, j] += rec[b, j] * rec_mask[b, j]  # dh_0
 
 
+@numba.njit(parallel=True, nogil=True, cache=True)
+def _forward_blocks(edges, *args):
+    """``_forward_rows`` on the row blocks [edges[k], edges[k + 1]) in parallel threads (``_blas.run_split``)."""
+    for k in numba.prange(len(edges) - 1):
+        _forward_rows(edges[k], edges[k + 1], *args)
+
+
+@numba.njit(parallel=True, nogil=True, cache=True)
+def _backward_blocks(edges, *args):
+    """``_backward_rows`` on the row blocks [edges[k], edges[k + 1]) in parallel threads (``_blas.run_split``)."""
+    for k in numba.prange(len(edges) - 1):
+        _backward_rows(edges[k], edges[k + 1], *args)
+
+
 def _packed_projection(p: dict[str, np.ndarray], cfg: LSTMConfig, trans: bool) -> np.ndarray:
     """W_hr^T (forward, ``trans``) or W_hr packed; no panel without projection."""
     if cfg.proj_size:
@@ -630,7 +645,8 @@ def _run(p: dict[str, np.ndarray], cfg: LSTMConfig, x: np.ndarray, h0: np.ndarra
     mask = aligned_full((B, R), 1, dtype) if rec_mask is None else np.ascontiguousarray(rec_mask)
     macs = T * B * (4 * H * (R + D * (len(P_ih) + len(P_xh) > 0)) + P * H)  # the products of all steps
     run_split(_forward_rows, B, x, P_xh, P_ih, b, _joint_alpha(cfg, dtype), P_hh, _packed_projection(p, cfg, True), mask,
-              rec_mask is not None, lengths, *_options(p, cfg), gates, hs, cs, c_raw, h_raw, tanh_c, m, y, xh, macs=macs)
+              rec_mask is not None, lengths, *_options(p, cfg), gates, hs, cs, c_raw, h_raw, tanh_c, m, y, xh, macs=macs,
+              parallel=_forward_blocks)
     state = (hs[T % len(hs)].copy(), cs[T % len(cs)].copy())
     if not keep:
         return y, state, None
@@ -655,14 +671,15 @@ def backward(
     dy = dy_steps(None if dy is None else check_float_array(dy, "dy", shape=(T, B, R), dtype=dtype), B, R, dtype)
     dh, dc = (aligned_copy(s) for s in _check_state(dstate, B, cfg, dtype, "dstate"))  # (B, R), (B, H): updated in place
     dh_raw = aligned_empty((T if P else 1, B, R), dtype)  # dL/dh_raw_t, kept for every step for dW_hr
-    blocks = split_rows(B, macs=T * B * (4 * H * R + P * H))
+    macs = T * B * (4 * H * R + P * H)
+    blocks = split_rows(B, macs=macs)
     summed = in_loop(blocks, D, R, 4 * H, dtype)  # dx, dW_ih, dW_hh, db inside the loop
     da = aligned_empty((1 if summed and not cfg.peepholes else T, B, 4 * H), dtype)  # dL/da_t for [i, f, g, o]
     P_ih, dx, starts, *sums = parts(blocks, p["W_ih"], T, B, R, summed)
     run_split(_backward_rows, B, lengths, gates, cs, cache["c_raw"], cache["h_raw"], pack(p["W_hh"], False),
               _packed_projection(p, cfg, False), mask, *_options(p, cfg), dy, dh, dc, dh_raw,
               aligned_empty((B, H), dtype), aligned_full((B, R), 0, dtype), da, x, hs, cache["masked"],
-              aligned_empty((B, R), dtype), P_ih, dx, starts, *sums, blocks=blocks)
+              aligned_empty((B, R), dtype), P_ih, dx, starts, *sums, blocks=blocks, macs=macs, parallel=_backward_blocks)
     grads = {}
     if cfg.peepholes:  # padded rows have da = 0
         grads["w_ci"] = np.einsum("tbh,tbh->h", da[:, :, :H], cs[:-1])

@@ -27,6 +27,7 @@ so each kernel is compiled once per dtype. The equations are in ``rnnkit.cells.r
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 
 from .._common import check_h_backward, check_h_forward, check_h_step
@@ -164,6 +165,20 @@ def _backward_rows(b0, b1, code, lengths, hs, P_hh, rec_mask, dy, dh, rec, da, x
             dh[b, j] += rec[b, j] * rec_mask[b, j]  # dh_0
 
 
+@numba.njit(parallel=True, nogil=True, cache=True)
+def _forward_blocks(edges, *args):
+    """``_forward_rows`` on the row blocks [edges[k], edges[k + 1]) in parallel threads (``_blas.run_split``)."""
+    for k in numba.prange(len(edges) - 1):
+        _forward_rows(edges[k], edges[k + 1], *args)
+
+
+@numba.njit(parallel=True, nogil=True, cache=True)
+def _backward_blocks(edges, *args):
+    """``_backward_rows`` on the row blocks [edges[k], edges[k + 1]) in parallel threads (``_blas.run_split``)."""
+    for k in numba.prange(len(edges) - 1):
+        _backward_rows(edges[k], edges[k + 1], *args)
+
+
 @jit
 def _step(code, x_t, h_prev, W_ih, W_hh, b_ih, b_hh, h):
     """One step compiled whole: h (B, H) = f(b_ih + b_hh + x_t W_ih^T + h_{t-1} W_hh^T), f by ``code``.
@@ -234,7 +249,8 @@ def _run(p: dict[str, np.ndarray], cfg: RNNConfig, x: np.ndarray, h0: np.ndarray
     hs[0] = h0
     mask = aligned_full((B, H), 1, dtype) if rec_mask is None else np.ascontiguousarray(rec_mask)
     run_split(_forward_rows, B, _CODES[cfg.activation], x, P_ih, p["b_ih"] + p["b_hh"], pack(p["W_hh"], True), mask,
-              rec_mask is not None, lengths, a, hs, aligned_empty((B, H), dtype), macs=T * B * H * (H + D * (len(P_ih) > 0)))
+              rec_mask is not None, lengths, a, hs, aligned_empty((B, H), dtype), macs=T * B * H * (H + D * (len(P_ih) > 0)),
+              parallel=_forward_blocks)
     h_T = hs[T % len(hs)].copy()
     if not keep:
         return a, h_T, None
@@ -257,13 +273,14 @@ def backward(
     dy, dh = check_h_backward(dy, dstate, (T, B, H), dtype)
     dy, dh = dy_steps(dy, B, H, dtype), aligned_copy(dh)  # dh: updated in place
     mask = aligned_full((B, H), 1, dtype) if rec_mask is None else np.ascontiguousarray(rec_mask)
-    blocks = split_rows(B, macs=T * B * H * H)
+    macs = T * B * H * H
+    blocks = split_rows(B, macs=macs)
     summed = in_loop(blocks, D, H, H, dtype)  # dx, dW_ih, dW_hh, db inside the loop
     da = aligned_empty((1 if summed else T, B, H), dtype)  # dL/da_t
     P_ih, dx, starts, *sums = parts(blocks, p["W_ih"], T, B, H, summed)
     run_split(_backward_rows, B, _CODES[cfg.activation], lengths, hs, pack(p["W_hh"], False), mask, dy, dh,
               aligned_full((B, H), 0, dtype), da, x, rec_mask is not None, aligned_empty((B, H), dtype), P_ih, dx,
-              starts, *sums, blocks=blocks)
+              starts, *sums, blocks=blocks, macs=macs, parallel=_backward_blocks)
     if summed:
         dW_ih, dW_hh, db = totals(*sums)
     else:
