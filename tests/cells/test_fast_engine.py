@@ -164,16 +164,17 @@ WHOLE_VECTOR_CASES = [(hidden, name, options) for hidden in (16, 48) for name, o
 @pytest.mark.parametrize("hidden, name, options", WHOLE_VECTOR_CASES, ids=[f"{h}-{n}" for h, n, _ in WHOLE_VECTOR_CASES])
 def test_lstm_parity_on_whole_vectors(hidden, name, options, masked, loop_path, step_gradients):
     """float32 LSTMs whose hidden size (and output size, for dL/dh_raw) is a multiple of 16 up to LANES_MAX_H run
-    their cell math on whole vectors (``_lanes``; 5e-6 as in test_parity_on_every_tile: sums of 48 products)."""
+    their cell math on whole vectors (``_lanes``; 5e-6 as in test_parity_on_every_tile: sums of 48 products), on
+    blocks of at least LANES_MIN_ROWS rows (16 rows here: 8 per block when split)."""
     fast_lstm = FAST[lstm]
-    assert hidden % fast_lstm.LANES == 0 and hidden <= fast_lstm.LANES_MAX_H
+    assert hidden % fast_lstm.LANES == 0 and hidden <= fast_lstm.LANES_MAX_H and 8 >= fast_lstm.LANES_MIN_ROWS
     cfg = lstm.LSTMConfig(3, hidden, **options)
-    _assert_parity(lstm, cfg, np.float32, np.random.default_rng(7), tol=5e-6, masked=masked)
+    _assert_parity(lstm, cfg, np.float32, np.random.default_rng(7), tol=5e-6, masked=masked, B=16)
 
 
 def test_whole_vectors_only_where_they_fit():
-    """The vector cell math runs for float32 with H a multiple of 16 up to LANES_MAX_H, and leaves the rest to the
-    scalar loops."""
+    """The vector cell math runs for float32 with H a multiple of 16 up to LANES_MAX_H on blocks of LANES_MIN_ROWS
+    rows or more, and leaves the rest to the scalar loops."""
     import numba
 
     fast_lstm = FAST[lstm]
@@ -185,9 +186,11 @@ def test_whole_vectors_only_where_they_fit():
         return fast_lstm._cell_forward_lanes(0, c.shape[0], 0, np.ones(c.shape[0], np.int64), a, np.zeros(4 * H, c.dtype),
                                              c, w, w, w, c.dtype.type(np.inf), c.copy(), c.copy(), c.copy(), c.copy())
 
-    for H, dtype, expected in [(16, np.float32, True), (48, np.float32, True), (8, np.float32, False),
-                               (24, np.float32, False), (64, np.float32, False), (16, np.float64, False)]:
-        assert ran(np.zeros((3, 4 * H), dtype), np.zeros((3, H), dtype)) is expected, (H, dtype)
+    rows = fast_lstm.LANES_MIN_ROWS
+    for B, H, dtype, expected in [(rows, 16, np.float32, True), (rows, 48, np.float32, True), (rows, 8, np.float32, False),
+                                  (rows, 24, np.float32, False), (rows, 64, np.float32, False),
+                                  (rows, 16, np.float64, False), (rows - 1, 16, np.float32, False)]:
+        assert ran(np.zeros((B, 4 * H), dtype), np.zeros((B, H), dtype)) is expected, (B, H, dtype)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -76,6 +76,8 @@ __all__ = ["LSTMConfig", "State", "advance", "backward", "forward", "infer", "in
 LANES_MAX_H = 48  # hidden sizes (multiples of LANES) up to which float32 cell math runs on whole vectors (``_lanes``);
 # from 64 on LLVM's own loops are as fast (measured per unit of the forward: H = 16 2.34 -> 1.58 ns, 32 1.97 -> 1.59,
 # 48 1.68 -> 1.63, 64 1.53 -> 1.58, 256 1.52 -> 1.69)
+LANES_MIN_ROWS = 8  # rows per block from which it does: the time loops call it as a function, which at a row or two
+# costs more than it saves (inference loop at (B, T, D, H) = (1, 50, 1, 16): 17.8 µs without, 22.8 with)
 
 
 @intrinsic
@@ -131,7 +133,7 @@ def _cell_forward_lanes(b0, b1, t, lengths, a, bias, c_prev, w_ci, w_cf, w_co, c
     raise NotImplementedError("compiled only")
 
 
-@overload(_cell_forward_lanes)
+@overload(_cell_forward_lanes, inline="never")
 def _cell_forward_lanes_overload(b0, b1, t, lengths, a, bias, c_prev, w_ci, w_cf, w_co, cell_clip, c_raw, c_out, tanh_c,
                                  m):
     if a.dtype != types.float32:
@@ -139,7 +141,7 @@ def _cell_forward_lanes_overload(b0, b1, t, lengths, a, bias, c_prev, w_ci, w_cf
 
     def rows(b0, b1, t, lengths, a, bias, c_prev, w_ci, w_cf, w_co, cell_clip, c_raw, c_out, tanh_c, m):
         H = c_prev.shape[1]
-        if H % LANES or H > LANES_MAX_H or bias.strides[0] != a.itemsize \
+        if b1 - b0 < LANES_MIN_ROWS or H % LANES or H > LANES_MAX_H or bias.strides[0] != a.itemsize \
                 or not _unit_strides(a, c_prev, w_ci, w_cf, w_co) \
                 or not c_raw.strides == c_out.strides == tanh_c.strides == m.strides == c_prev.strides:
             return False
@@ -163,8 +165,6 @@ def _cell_forward(b0, b1, t, lengths, a, bias, alpha, c_prev, w_ci, w_cf, w_co, 
     per column (``_joint_alpha``): one loop of 4H instead of four of H, which at H = 16 runs the gate
     math in 1.8-2.0 ns per unit instead of 2.8-2.9 (at H = 8: 2.8 instead of 6.0).
     """
-    if _cell_forward_lanes(b0, b1, t, lengths, a, bias, c_prev, w_ci, w_cf, w_co, cell_clip, c_raw, c_out, tanh_c, m):
-        return
     wide_vectors()
     H = c_prev.shape[1]
     joint, one = alpha.shape[0] > 0, a.dtype.type(1)
@@ -258,14 +258,14 @@ def _dh_new_rows_lanes(b0, b1, t, lengths, rec, rec_mask, dh, dy_t, h_raw, proj_
     raise NotImplementedError("compiled only")
 
 
-@overload(_dh_new_rows_lanes)
+@overload(_dh_new_rows_lanes, inline="never")
 def _dh_new_rows_lanes_overload(b0, b1, t, lengths, rec, rec_mask, dh, dy_t, h_raw, proj_clip, out):
     if dh.dtype != types.float32:
         return lambda b0, b1, t, lengths, rec, rec_mask, dh, dy_t, h_raw, proj_clip, out: False
 
     def rows(b0, b1, t, lengths, rec, rec_mask, dh, dy_t, h_raw, proj_clip, out):
         R = dh.shape[1]
-        if R % LANES or R > LANES_MAX_H or dh.strides[1] != dh.itemsize \
+        if b1 - b0 < LANES_MIN_ROWS or R % LANES or R > LANES_MAX_H or dh.strides[1] != dh.itemsize \
                 or not rec.strides == rec_mask.strides == dh.strides == dy_t.strides == h_raw.strides == out.strides:
             return False
         ld = dh.strides[0] // dh.itemsize
@@ -284,8 +284,6 @@ def _dh_new(b0, b1, t, lengths, rec, rec_mask, dh, dy_t, h_raw, proj_clip, out):
     ``dh`` enters holding the part of dh_t that the step after carried back, and leaves holding
     the part this step carries back, (1 - v_t) dh_t.
     """
-    if _dh_new_rows_lanes(b0, b1, t, lengths, rec, rec_mask, dh, dy_t, h_raw, proj_clip, out):
-        return
     wide_vectors()
     R = dh.shape[1]
     zero = dh.dtype.type(0)
@@ -349,7 +347,7 @@ def _cell_backward_lanes(b0, b1, t, lengths, dm, dc, gates, c_prev, c_t, c_raw, 
     raise NotImplementedError("compiled only")
 
 
-@overload(_cell_backward_lanes)
+@overload(_cell_backward_lanes, inline="never")
 def _cell_backward_lanes_overload(b0, b1, t, lengths, dm, dc, gates, c_prev, c_t, c_raw, w_ci, w_cf, w_co, cell_clip,
                                   da):
     if gates.dtype != types.float32:
@@ -357,7 +355,7 @@ def _cell_backward_lanes_overload(b0, b1, t, lengths, dm, dc, gates, c_prev, c_t
 
     def rows(b0, b1, t, lengths, dm, dc, gates, c_prev, c_t, c_raw, w_ci, w_cf, w_co, cell_clip, da):
         H = dc.shape[1]
-        if H % LANES or H > LANES_MAX_H or not _unit_strides(gates, dc, w_ci, w_cf, w_co) \
+        if b1 - b0 < LANES_MIN_ROWS or H % LANES or H > LANES_MAX_H or not _unit_strides(gates, dc, w_ci, w_cf, w_co) \
                 or gates.strides != da.strides or not dm.strides == c_prev.strides == c_t.strides == c_raw.strides == dc.strides:
             return False
         ldg, ldc = gates.strides[0] // gates.itemsize, dc.strides[0] // dc.itemsize
@@ -378,8 +376,6 @@ def _cell_backward(b0, b1, t, lengths, dm, dc, gates, c_prev, c_t, c_raw, w_ci, 
     forward: one tanh per unit costs less than a (T, B, H) array. Padded rows (t >= lengths[b]) get
     da = 0 and pass dc on unchanged.
     """
-    if _cell_backward_lanes(b0, b1, t, lengths, dm, dc, gates, c_prev, c_t, c_raw, w_ci, w_cf, w_co, cell_clip, da):
-        return
     wide_vectors()
     H = dc.shape[1]
     one, zero = dc.dtype.type(1), dc.dtype.type(0)
@@ -458,8 +454,10 @@ def _forward_rows(b0, b1, x, P_xh, P_ih, bias, alpha, P_hh, P_hr, rec_mask, mask
                 times_packed(b0, b1, x[t], P_ih, a, 0.0)
             times_packed(b0, b1, masked_state(b0, b1, h, masked, rec_mask, xh), P_hh, a, 1.0)  # + h̃_{t-1} W_hh^T
         h_raw_t, c_raw_t, m_t = h_raw[t % len(h_raw)], c_raw[t % len(c_raw)], m[t % len(m)]
-        _cell_forward(b0, b1, t, lengths, a, bias, alpha, c, w_ci, w_cf, w_co, cell_clip, c_raw_t, cs[(t + 1) % len(cs)],
-                      tanh_c[0], m_t)
+        c_t = cs[(t + 1) % len(cs)]
+        if b1 - b0 < LANES_MIN_ROWS or not _cell_forward_lanes(b0, b1, t, lengths, a, bias, c, w_ci, w_cf, w_co, cell_clip,
+                                                                 c_raw_t, c_t, tanh_c[0], m_t):
+            _cell_forward(b0, b1, t, lengths, a, bias, alpha, c, w_ci, w_cf, w_co, cell_clip, c_raw_t, c_t, tanh_c[0], m_t)
         if P_hr.shape[0] > 0:
             times_packed(b0, b1, m_t, P_hr, h_raw_t, 0.0)
         _emit(b0, b1, t, lengths, h_raw_t, proj_clip, h, hs[(t + 1) % len(hs)], y[t])
@@ -483,13 +481,18 @@ def _backward_rows(b0, b1, lengths, gates, cs, c_raw, h_raw, P_hh, P_hr, rec_mas
     tanh_c = np.empty(dc.shape[1], dc.dtype)
     for t in range(T - 1, -1, -1):
         dh_raw_t = dh_raw[min(t, len(dh_raw) - 1)]
-        _dh_new(b0, b1, t, lengths, rec, rec_mask, dh, dy[min(t, len(dy) - 1)], h_raw[min(t, len(h_raw) - 1)],
-                proj_clip, dh_raw_t)
+        dy_t, h_raw_t = dy[min(t, len(dy) - 1)], h_raw[min(t, len(h_raw) - 1)]
+        if b1 - b0 < LANES_MIN_ROWS or not _dh_new_rows_lanes(b0, b1, t, lengths, rec, rec_mask, dh, dy_t, h_raw_t,
+                                                              proj_clip, dh_raw_t):
+            _dh_new(b0, b1, t, lengths, rec, rec_mask, dh, dy_t, h_raw_t, proj_clip, dh_raw_t)
         if projected:
             times_packed(b0, b1, dh_raw_t, P_hr, dm, 0.0)  # through h_raw = m W_hr^T
         da_t = da[t % len(da)]
-        _cell_backward(b0, b1, t, lengths, dm if projected else dh_raw_t, dc, gates[t], cs[t], cs[t + 1],
-                       c_raw[min(t, len(c_raw) - 1)], w_ci, w_cf, w_co, cell_clip, tanh_c, da_t)
+        dm_t, c_raw_t = dm if projected else dh_raw_t, c_raw[min(t, len(c_raw) - 1)]
+        if b1 - b0 < LANES_MIN_ROWS or not _cell_backward_lanes(b0, b1, t, lengths, dm_t, dc, gates[t], cs[t], cs[t + 1],
+                                                                c_raw_t, w_ci, w_cf, w_co, cell_clip, da_t):
+            _cell_backward(b0, b1, t, lengths, dm_t, dc, gates[t], cs[t], cs[t + 1], c_raw_t, w_ci, w_cf, w_co, cell_clip,
+                           tanh_c, da_t)
         times_packed(b0, b1, da_t, P_hh, rec, 0.0)  # through a_t += h̃_{t-1} W_hh^T
         if P_ih.shape[0] > 0:  # the weight gradients' parts and dx_t, while da_t is in the cache
             add_step_gradients(b0, b1, starts, da_t, x[t], masked_state(b0, b1, hs[t], masked, rec_mask, h_in), P_ih,
