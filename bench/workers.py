@@ -241,20 +241,31 @@ def peak_rss_mb() -> float:
 
 
 def load_code(library: str, cell: str) -> None:
-    """Import the library and run a tiny model of ``cell`` once, so that imported and compiled code
-    (numba's kernels, oneDNN's primitives) stays out of the measured RSS growth."""
-    x = np.random.default_rng(0).normal(size=(2, 3, 2)).astype(np.float32)
-    if library == "rnnkit":
-        from rnnkit.layers.recurrent import Recurrent
+    """Import the library and run small models of ``cell`` once, so that imported and compiled code
+    (numba's kernels, oneDNN's primitives) and thread pools stay out of the measured RSS growth.
 
-        layer = Recurrent(cell, 2, 4, seed=0)
-        layer.backward(np.ones_like(layer.forward(x, training=True)))
-        layer.step(x[:, 0], None)
-    else:
-        import torch
+    Both libraries run two: a tiny one (rnnkit's weight gradients are then products after the time
+    loop) and one large enough (16 rows, about 5 million multiply-adds) for rnnkit's time loops to split
+    their rows over two threads, which starts numba's OpenMP threads and loads the loops' parallel twins
+    (about 9 MB, once per process), as the small configurations do at two threads; torch's thread pool
+    starts there too."""
+    rng = np.random.default_rng(0)
+    for B, T, D, H in ((2, 3, 2, 4), (16, 64, 8, 32)):
+        x = rng.normal(size=(B, T, D)).astype(np.float32)
+        if library == "rnnkit":
+            from rnnkit.layers.recurrent import Recurrent
 
-        module = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "rnn": torch.nn.RNN}[cell](2, 4, batch_first=True)
-        module(torch.from_numpy(x))[0].sum().backward()
+            layer = Recurrent(cell, D, H, seed=0, dtype=np.float32)
+            layer.backward(np.ones_like(layer.forward(x, training=True)))
+            layer.forward(x, cache=False)
+            layer.step(x[:, 0], None)
+        else:
+            import torch
+
+            module = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "rnn": torch.nn.RNN}[cell](D, H, batch_first=True)
+            module(torch.from_numpy(x))[0].sum().backward()
+            with torch.inference_mode():
+                module(torch.from_numpy(x))
 
 
 def measure(spec: dict) -> dict:
