@@ -192,7 +192,10 @@ def run_split(loop, n: int, *args, min_rows: int | None = None, macs: float = fl
 
     ``parallel``: ``loop``'s twin ``parallel(edges, *args)`` compiled with ``numba.prange`` over the blocks
     [edges[k], edges[k + 1]) (see ``cells.fast.lstm._forward_blocks``). Jobs up to ``SPINNING_MAX_MACS``
-    run through it when numba's threading layer spins (``_spinning_threads``); others use the pool.
+    run through it when numba's threading layer spins (``_spinning_threads``); others use the pool. Each
+    cell module defines its twins next to its loops, four lines each: one generic twin taking ``loop`` as an
+    argument cannot be cached by numba (the loop's dispatcher type differs in every process), and compiled
+    for 3.7 s in every process that used it.
     """
     blocks = split_rows(n, min_rows, macs) if blocks is None else blocks
     if len(blocks) == 1 and blas_threads() == 1:

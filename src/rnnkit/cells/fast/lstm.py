@@ -22,9 +22,10 @@ rows after the loop (``_blas.matmul``). ``infer`` keeps one step of the gates an
 instead of all of them.
 
 Each kernel loop writes one array (LLVM then vectorises it along the units). For float32 with H (and
-R, for ``_dh_new``) a multiple of 16 up to ``LANES_MAX_H``, ``_cell_forward``, ``_cell_backward`` and
-``_dh_new`` instead run each row's units as whole 16-lane vectors written out as vector IR
-(``_forward_lanes``, ``_backward_lanes``, ``_dh_new_lanes`` with ``_lanes.Lanes``): at such small H,
+R, for ``_dh_new``) a multiple of 16 up to ``LANES_MAX_H``, on blocks of ``LANES_MIN_ROWS`` rows or more,
+the time loops replace ``_cell_forward``, ``_cell_backward`` and ``_dh_new`` by versions that run each
+row's units as whole 16-lane vectors written out as vector IR (``_cell_forward_lanes`` etc., with
+``_forward_lanes``, ``_backward_lanes``, ``_dh_new_lanes`` and ``_lanes.Lanes``): at such small H,
 LLVM's per-row loop set-up cost more than the math (a training step at (64, 200, 8, 16) on one core
 3.05 → 2.46 ms; forward cell 2.34 → 1.58 ns per unit, backward cell 2.8 → 1.1). Options that are off
 become neutral values (peepholes 0, clips ±inf, rec_mask 1, lengths T), so each kernel is compiled
@@ -128,8 +129,8 @@ def _unit_strides(a, c, w_ci, w_cf, w_co):
 
 
 def _cell_forward_lanes(b0, b1, t, lengths, a, bias, c_prev, w_ci, w_cf, w_co, cell_clip, c_raw, c_out, tanh_c, m):
-    """Rows b0..b1 of ``_cell_forward`` on whole vectors, if a is float32 and H a multiple of ``LANES`` up to
-    ``LANES_MAX_H``; returns whether it ran (compiled only)."""
+    """Rows b0..b1 of ``_cell_forward`` on whole vectors, if a is float32, H a multiple of ``LANES`` up to
+    ``LANES_MAX_H`` and the block has ``LANES_MIN_ROWS`` rows or more; returns whether it ran (compiled only)."""
     raise NotImplementedError("compiled only")
 
 
