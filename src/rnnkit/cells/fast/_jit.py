@@ -148,7 +148,7 @@ def aligned_copy(a: np.ndarray) -> np.ndarray:
     return array
 
 
-@numba.njit(cache=True, nogil=True)
+@jit
 def _copy_steps(source, out):
     """out (T, B, R) = source, any strides: one compiled loop (NumPy's strided copy pays about 10 ns per row of
     16 floats, (64, 200, 16) from a batch-major view: 128 → 35 µs)."""

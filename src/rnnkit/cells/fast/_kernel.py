@@ -15,7 +15,7 @@ over k; each k loads one panel row (two vectors) and, for each of the MR rows, b
 of A found once per tile (fewer loop instructions per multiply-add: +5 % on 64×321 @ 321×1024, +7 %
 on 32×577 @ 577×2048). LLVM gets this as explicit vector IR (``_tile``, a numba intrinsic), so the
 accumulators stay in registers. Tiles of 8, 4, 2 and 1 rows cover any row
-count; a last panel narrower than NR uses one-vector tiles when they cover it (``half``), and
+count; a last panel narrower than NR uses one-vector tiles when they cover it, and
 loads and stores its last vector of C through a lane mask (AVX-512 masked moves), so its tiles write
 C in place (before, through a scratch tile and a copy: a step's dx_t (64, 64) @ (64, 8) 1.12 → 0.77 µs,
 (64, 64) @ (64, 24) 2.05 → 1.25 µs). ``fast.matmul`` uses the kernel
@@ -52,11 +52,10 @@ def panel_width(dtype: np.dtype) -> int:
 
 
 def _tile_intrinsic(MR: int):
-    """``_tile(A, a0, lda, P, p0, C, c0, ldc, K, add, half, width, strided, a_ks, ldp)``: C[r, :n] (+)= Σ_k A[r, k]
-    P[k, :n] for r < MR, with n = ``width`` of the panel's NR columns (1 <= width <= NR, and at most one
-    vector's worth if ``half``): the tile computes whole vectors (the first one if ``half``, both
-    otherwise) and loads and stores the columns of C past ``width`` through a lane mask, so a narrow last
-    panel needs no scratch.
+    """``_tile(A, a0, lda, P, p0, C, c0, ldc, K, add, width, strided, a_ks, ldp)``: C[r, :n] (+)= Σ_k A[r, k]
+    P[k, :n] for r < MR, with n = ``width`` of the panel's NR columns (1 <= width <= NR): the tile computes
+    whole vectors (only the first when ``width`` fits in it, both otherwise) and loads and stores the
+    columns of C past ``width`` through a lane mask, so a narrow last panel needs no scratch.
 
     Flat element offsets into the arrays' data: A[r, k] at ``a0 + r·lda + k``, panel row k at
     ``p0 + k·NR`` (K × NR contiguous: packed), C rows at ``c0 + r·ldc``; ``add``: add to C instead of
@@ -66,12 +65,12 @@ def _tile_intrinsic(MR: int):
     """
 
     @intrinsic
-    def tile(typingctx, A, a0, lda, P, p0, C, c0, ldc, K, add, half, width, strided, a_ks, ldp):
+    def tile(typingctx, A, a0, lda, P, p0, C, c0, ldc, K, add, width, strided, a_ks, ldp):
         sig = types.void(A, types.intp, types.intp, P, types.intp, C, types.intp, types.intp, types.intp,
-                         types.boolean, types.boolean, types.intp, types.boolean, types.intp, types.intp)
+                         types.boolean, types.intp, types.boolean, types.intp, types.intp)
 
         def codegen(context, builder, signature, args):
-            A_v, a0_v, lda_v, P_v, p0_v, C_v, c0_v, ldc_v, K_v, add_v, half_v, width_v, strided_v, a_ks_v, ldp_v = args
+            A_v, a0_v, lda_v, P_v, p0_v, C_v, c0_v, ldc_v, K_v, add_v, width_v, strided_v, a_ks_v, ldp_v = args
             real = context.get_value_type(signature.args[5].dtype)
             lanes = VECTOR_BYTES // context.get_abi_sizeof(real)
             vec, i64 = ir.VectorType(real, lanes), ir.IntType(64)
@@ -147,17 +146,19 @@ def _tile_intrinsic(MR: int):
                 wheres = [builder.bitcast(builder.gep(c, [builder.add(builder.mul(const(r), ldc_v), const(v * lanes))]),
                                           vec_ptr) for r, v in itertools.product(range(MR), range(NV))]
                 totals = [acc[r][v] for r, v in itertools.product(range(MR), range(NV))]
-                # the last vector's lanes below ``width`` (all of them unless the panel is narrow)
-                valid = builder.trunc(builder.sub(width_v, const((NV - 1) * lanes)), i32)
-                valid = builder.shuffle_vector(builder.insert_element(ir.Constant(ir.VectorType(i32, lanes), ir.Undefined),
-                                                                      valid, const(0)),
-                                               ir.Constant(ir.VectorType(i32, lanes), ir.Undefined), splat_mask)
-                mask = builder.icmp_unsigned("<", ir.Constant(ir.VectorType(i32, lanes), list(range(lanes))), valid)
                 last = {(r + 1) * NV - 1 for r in range(MR)}  # each row's last vector in wheres
 
+                def lanes_below_width():
+                    """The last vector's lanes below ``width`` (built only where the panel is narrow)."""
+                    valid = builder.trunc(builder.sub(width_v, const((NV - 1) * lanes)), i32)
+                    undefined = ir.Constant(ir.VectorType(i32, lanes), ir.Undefined)
+                    valid = builder.shuffle_vector(builder.insert_element(undefined, valid, const(0)), undefined, splat_mask)
+                    return builder.icmp_unsigned("<", ir.Constant(ir.VectorType(i32, lanes), list(range(lanes))), valid)
+
                 def store(masked: bool, adding: bool) -> None:
-                    """The tile into C, its rows' last vectors through ``mask`` if ``masked``, added to C if ``adding``
-                    (C is read only then)."""
+                    """The tile into C, its rows' last vectors through a lane mask if ``masked``, added to C if
+                    ``adding`` (C is read only then)."""
+                    mask = lanes_below_width() if masked else None
                     for i, (where, total) in enumerate(zip(wheres, totals)):
                         partial = masked and i in last
                         if adding:
@@ -176,9 +177,10 @@ def _tile_intrinsic(MR: int):
                                 with add_branch:
                                     store(masked, adding)
 
+            one_vector = builder.icmp_signed("<=", width_v, const(lanes))  # the width fits in the first vector
             with builder.if_else(strided_v) as (in_place, packed):
                 for branch, strides in ((in_place, (a_ks_v, ldp_v)), (packed, (const(1), const(2 * lanes)))):
-                    with branch, builder.if_else(half_v) as (first_vector, whole_panel):
+                    with branch, builder.if_else(one_vector) as (first_vector, whole_panel):
                         with first_vector:
                             emit(1, *strides)
                         with whole_panel:
@@ -212,22 +214,21 @@ def pack(W, trans):
 
 
 @jit
-def _tiles(M, A, a0, lda, P, p0, C, c0, ldc, K, add, half, width, strided, a_ks, ldp):
-    """M rows of C (+)= A P over one panel, its first ``width`` columns (at most one vector of them if ``half``), in
-    tiles of 8, 4, 2, 1 rows: row r of A starts at element a0 + r·lda of its data, of C at c0 + r·ldc (see
-    ``_tile_intrinsic``)."""
+def _tiles(M, A, a0, lda, P, p0, C, c0, ldc, K, add, width, strided, a_ks, ldp):
+    """M rows of C (+)= A P over one panel, its first ``width`` columns, in tiles of 8, 4, 2, 1 rows: row r of A
+    starts at element a0 + r·lda of its data, of C at c0 + r·ldc (see ``_tile_intrinsic``)."""
     m = 0
     while m + 8 <= M:
-        _TILE_8(A, a0 + m * lda, lda, P, p0, C, c0 + m * ldc, ldc, K, add, half, width, strided, a_ks, ldp)
+        _TILE_8(A, a0 + m * lda, lda, P, p0, C, c0 + m * ldc, ldc, K, add, width, strided, a_ks, ldp)
         m += 8
     if m + 4 <= M:
-        _TILE_4(A, a0 + m * lda, lda, P, p0, C, c0 + m * ldc, ldc, K, add, half, width, strided, a_ks, ldp)
+        _TILE_4(A, a0 + m * lda, lda, P, p0, C, c0 + m * ldc, ldc, K, add, width, strided, a_ks, ldp)
         m += 4
     if m + 2 <= M:
-        _TILE_2(A, a0 + m * lda, lda, P, p0, C, c0 + m * ldc, ldc, K, add, half, width, strided, a_ks, ldp)
+        _TILE_2(A, a0 + m * lda, lda, P, p0, C, c0 + m * ldc, ldc, K, add, width, strided, a_ks, ldp)
         m += 2
     if m < M:
-        _TILE_1(A, a0 + m * lda, lda, P, p0, C, c0 + m * ldc, ldc, K, add, half, width, strided, a_ks, ldp)
+        _TILE_1(A, a0 + m * lda, lda, P, p0, C, c0 + m * ldc, ldc, K, add, width, strided, a_ks, ldp)
 
 
 @jit
@@ -247,11 +248,10 @@ def times_packed(b0, b1, A, P, out, beta):
     for r0 in range(b0, b1, ROW_BLOCK):
         r1 = min(r0 + ROW_BLOCK, b1)
         for q in range(full):
-            _tiles(r1 - r0, A, r0 * lda, lda, P, q * K * NR, out, r0 * ldc + q * NR, ldc, K, add, False, NR, False, 1,
-                   NR)
+            _tiles(r1 - r0, A, r0 * lda, lda, P, q * K * NR, out, r0 * ldc + q * NR, ldc, K, add, NR, False, 1, NR)
         if rest > 0:
-            _tiles(r1 - r0, A, r0 * lda, lda, P, full * K * NR, out, r0 * ldc + full * NR, ldc, K, add, rest <= NR // 2,
-                   rest, False, 1, NR)
+            _tiles(r1 - r0, A, r0 * lda, lda, P, full * K * NR, out, r0 * ldc + full * NR, ldc, K, add, rest, False, 1,
+                   NR)
 
 
 @jit
@@ -272,10 +272,10 @@ def add_transposed_times(b0, b1, X, G, out):
     full = N // NR
     rest = N - full * NR  # columns of the last, narrow panel (0: none)
     for q in range(full):
-        _tiles(M, X, b0 * ldx, 1, G, b0 * ldg + q * NR, out, q * NR, ldc, K, True, False, NR, True, ldx, ldg)
+        _tiles(M, X, b0 * ldx, 1, G, b0 * ldg + q * NR, out, q * NR, ldc, K, True, NR, True, ldx, ldg)
     if rest > 0:
         panel = np.zeros((K, NR), out.dtype)
         for k in range(K):
             for j in range(rest):
                 panel[k, j] = G[b0 + k, full * NR + j]
-        _tiles(M, X, b0 * ldx, 1, panel, 0, out, full * NR, ldc, K, True, rest <= NR // 2, rest, True, ldx, NR)
+        _tiles(M, X, b0 * ldx, 1, panel, 0, out, full * NR, ldc, K, True, rest, True, ldx, NR)
