@@ -10,9 +10,10 @@ from .._validation import check_float_array, check_lengths
 from ..errors import ShapeError
 
 
-def check_sequence(x: np.ndarray, input_size: int, dtype: np.dtype, name: str = "x") -> np.ndarray:
-    """Check a time-major input sequence: float, finite, shape (T, B, input_size), parameters' dtype."""
-    x = check_float_array(x, name, ndim=3, dtype=dtype)
+def check_sequence(x: np.ndarray, input_size: int, dtype: np.dtype, name: str = "x", finite: bool = True) -> np.ndarray:
+    """Check a time-major input sequence: float, shape (T, B, input_size), parameters' dtype, and finite unless
+    ``finite`` is False (the caller has scanned it: see ``check_finite`` of the cells' functions)."""
+    x = check_float_array(x, name, ndim=3, dtype=dtype, allow_nonfinite=not finite)
     if x.shape[2] != input_size:
         raise ShapeError(
             f"{name} must have {input_size} features in its last axis (time-major (T, B, {input_size})), "
@@ -39,11 +40,11 @@ def check_h_step(p: dict[str, np.ndarray], cfg, x_t: np.ndarray, h_prev: np.ndar
 
 
 def check_h_forward(p: dict[str, np.ndarray], cfg, x: np.ndarray, state0: np.ndarray | None,
-                    rec_mask: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+                    rec_mask: np.ndarray | None, finite: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """The checks of a one-state cell's ``forward`` (RNN, GRU): ``x (T, B, D)``, ``h_0 (B, H)`` (zeros when
-    None) and ``rec_mask (B, H)`` or None, finite, in p's dtype."""
+    None) and ``rec_mask (B, H)`` or None, finite (x unless ``finite`` is False), in p's dtype."""
     dtype = p["W_ih"].dtype
-    x = check_sequence(x, cfg.input_size, dtype)
+    x = check_sequence(x, cfg.input_size, dtype, finite=finite)
     B, H = x.shape[1], cfg.hidden_size
     h0 = np.zeros((B, H), dtype) if state0 is None else check_state_array(state0, B, H, dtype, "state0")
     if rec_mask is not None:
@@ -52,12 +53,12 @@ def check_h_forward(p: dict[str, np.ndarray], cfg, x: np.ndarray, state0: np.nda
 
 
 def check_h_backward(dy: np.ndarray | None, dstate: np.ndarray | None, shape: tuple[int, int, int],
-                     dtype: np.dtype) -> tuple[np.ndarray | None, np.ndarray]:
-    """The checks of a one-state cell's ``backward``: ``dy`` of ``shape (T, B, H)`` or None, and dh_T: a copy
-    of ``dstate (B, H)`` (the time loop updates it in place) or zeros."""
+                     dtype: np.dtype, finite: bool = True) -> tuple[np.ndarray | None, np.ndarray]:
+    """The checks of a one-state cell's ``backward``: ``dy`` of ``shape (T, B, H)`` (finite unless ``finite`` is
+    False) or None, and dh_T: a copy of ``dstate (B, H)`` (the time loop updates it in place) or zeros."""
     _, B, H = shape
     if dy is not None:
-        dy = check_float_array(dy, "dy", shape=shape, dtype=dtype)
+        dy = check_float_array(dy, "dy", shape=shape, dtype=dtype, allow_nonfinite=not finite)
     dh = np.zeros((B, H), dtype) if dstate is None else check_state_array(dstate, B, H, dtype, "dstate").copy()
     return dy, dh
 
@@ -91,14 +92,16 @@ def uniform_params(shapes: dict[str, tuple[int, ...]], hidden_size: int, rng: np
 
 
 def inference_of(forward: Callable) -> Callable:
-    """``infer(p, cfg, x, state0=None, lengths=None) -> (y, state_T)``: ``forward`` for inference, its cache dropped.
+    """``infer(p, cfg, x, state0=None, lengths=None, *, check_finite=True) -> (y, state_T)``: ``forward`` for
+    inference, its cache dropped.
 
     Every cell module has an ``infer``; this one serves the NumPy reference cells (readable, not fast),
     while the fast cells' own ``infer`` keep one step of their arrays instead of all of them.
     """
 
-    def infer(p: dict[str, np.ndarray], cfg, x: np.ndarray, state0=None, lengths: np.ndarray | None = None):
-        y, state, _ = forward(p, cfg, x, state0, lengths)
+    def infer(p: dict[str, np.ndarray], cfg, x: np.ndarray, state0=None, lengths: np.ndarray | None = None, *,
+              check_finite: bool = True):
+        y, state, _ = forward(p, cfg, x, state0, lengths, check_finite=check_finite)
         return y, state
 
     infer.__doc__ = f"``forward`` without the cache: ``(y, state_T)`` (see {forward.__module__}.forward)."

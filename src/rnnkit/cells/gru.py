@@ -110,6 +110,8 @@ def forward(
     state0: State | None = None,
     lengths: np.ndarray | None = None,
     rec_mask: np.ndarray | None = None,
+    *,
+    check_finite: bool = True,
 ) -> tuple[np.ndarray, State, dict]:
     """Run the cell over ``x (T, B, D)``; return ``(y (T, B, H), h_T (B, H), cache)``.
 
@@ -117,8 +119,10 @@ def forward(
     recurrent products (h_{t-1} ⊙ rec_mask) W_hh^T, resp. (r_t ⊙ h_{t-1} ⊙ rec_mask) W_hn^T; the
     z-blend uses the unmasked h_{t-1}. ``y`` is zero on padded steps and ``h_T`` is each
     sequence's state at its last valid step.
+    ``check_finite=False`` skips the NaN/Inf scan of ``x`` (as in ``scipy.linalg``: for callers that have
+    scanned it, such as the layers; non-finite input then gives undefined results, not an error).
     """
-    x, h0, rec_mask = check_h_forward(p, cfg, x, state0, rec_mask)
+    x, h0, rec_mask = check_h_forward(p, cfg, x, state0, rec_mask, finite=check_finite)
     T, B, _ = x.shape
     H, dtype = cfg.hidden_size, x.dtype
     m = step_mask(lengths, T, B, dtype)  # (T, B, 1) or None
@@ -175,6 +179,8 @@ def backward(
     cache: dict,
     dy: np.ndarray | None = None,
     dstate: State | None = None,
+    *,
+    check_finite: bool = True,
 ) -> tuple[dict[str, np.ndarray], np.ndarray, State]:
     """Backprop through time; return ``(grads like p, dx (T, B, D), dh_0 (B, H))``.
 
@@ -187,12 +193,13 @@ def backward(
         reset_before: d(r ⊙ h̃) = da_n W_hn,            dr = d(r ⊙ h̃) ⊙ h̃
         da_r = dr ⊙ r (1 - r)
         dh_{t-1} = (1 - m_t) dh_t + g ⊙ z + dh̃ ⊙ rec_mask
+    ``check_finite=False`` skips the NaN/Inf scan of ``dy`` (see ``forward``).
     """
     x, gates, hs, hn, m, rec_mask = (cache[k] for k in ("x", "gates", "hs", "hn", "m", "rec_mask"))
     T, B, D = x.shape
     H = cfg.hidden_size
     dtype = hs.dtype
-    dy, dh = check_h_backward(dy, dstate, (T, B, H), dtype)
+    dy, dh = check_h_backward(dy, dstate, (T, B, H), dtype, finite=check_finite)
     W_hh3 = p["W_hh"].reshape(3, H, H)  # W_hr, W_hz, W_hn
     h_m = hs[:-1] if rec_mask is None else hs[:-1] * rec_mask  # h̃ for every step, (T, B, H)
 

@@ -174,15 +174,18 @@ def advance(p: dict[str, np.ndarray], cfg: LSTMConfig, x_t: np.ndarray, state: S
 
 
 def forward(p: dict[str, np.ndarray], cfg: LSTMConfig, x: np.ndarray, state0: State | None = None,
-            lengths: np.ndarray | None = None, rec_mask: np.ndarray | None = None) -> tuple[np.ndarray, State, dict]:
+            lengths: np.ndarray | None = None, rec_mask: np.ndarray | None = None, *,
+            check_finite: bool = True) -> tuple[np.ndarray, State, dict]:
     """Run the cell over ``x (T, B, D)``; return ``(y (T, B, R), (h_T, c_T), cache)``.
 
     ``rec_mask (B, R)`` (recurrent dropout, already scaled) multiplies h_{t-1} only inside the
     recurrent product ``(h_{t-1} ⊙ rec_mask) W_hh^T``. ``y`` is zero on padded steps and the state is
     each sequence's state at its last valid step.
+    ``check_finite=False`` skips the NaN/Inf scan of ``x`` (as in ``scipy.linalg``: for callers that have
+    scanned it, such as the layers; non-finite input then gives undefined results, not an error).
     """
     p = _check_params(p, cfg)
-    x = check_sequence(x, cfg.input_size, p["W_ih"].dtype)
+    x = check_sequence(x, cfg.input_size, p["W_ih"].dtype, finite=check_finite)
     T, B, _ = x.shape
     h0, c0 = _check_state(state0, B, cfg, x.dtype, "state0")
     if rec_mask is not None:
@@ -255,7 +258,7 @@ infer = inference_of(forward)
 
 
 def backward(p: dict[str, np.ndarray], cfg: LSTMConfig, cache: dict, dy: np.ndarray | None = None,
-             dstate: State | None = None) -> tuple[dict[str, np.ndarray], np.ndarray, State]:
+             dstate: State | None = None, *, check_finite: bool = True) -> tuple[dict[str, np.ndarray], np.ndarray, State]:
     """Backprop through time; return ``(grads like p, dx (T, B, D), (dh_0, dc_0))``.
 
     The local derivatives J of a step do not depend on the recurrence, so they are formed for all
@@ -269,11 +272,12 @@ def backward(p: dict[str, np.ndarray], cfg: LSTMConfig, cache: dict, dy: np.ndar
         dW_ih = Σ_t da_t^T x_t,  dW_hh = Σ_t da_t^T (h_{t-1} ⊙ rec_mask),  db_ih = db_hh = Σ_t da_t
 
     The loop runs feature-major like forward's (``dh (R, B)``, ``dc (H, B)``, ``da_t (4H, B)``).
+    ``check_finite=False`` skips the NaN/Inf scan of ``dy`` (see ``forward``).
     """
     x, gates, hs, cs, tanh_c, v, rec_mask = (cache[k] for k in ("x", "gates", "hs", "cs", "tanh_c", "v", "rec_mask"))
     T, B, D = x.shape
     H, P, R, dtype = cfg.hidden_size, cfg.proj_size, cfg.output_size, x.dtype
-    dy = None if dy is None else check_float_array(dy, "dy", shape=(T, B, R), dtype=dtype)
+    dy = None if dy is None else check_float_array(dy, "dy", shape=(T, B, R), dtype=dtype, allow_nonfinite=not check_finite)
     dh, dc = (s.T.copy() for s in _check_state(dstate, B, cfg, dtype, "dstate"))  # (R, B), (H, B)
     i, f, g, o = (gates.reshape(T, 4, H, B)[:, k] for k in range(4))
     da = np.empty((T, 4 * H, B), dtype)  # first the local derivatives J, then dL/da_t in place, step by step

@@ -79,14 +79,18 @@ def forward(
     state0: State | None = None,
     lengths: np.ndarray | None = None,
     rec_mask: np.ndarray | None = None,
+    *,
+    check_finite: bool = True,
 ) -> tuple[np.ndarray, State, dict]:
     """Run the cell over ``x (T, B, D)``; return ``(y (T, B, H), h_T (B, H), cache)``.
 
     ``rec_mask (B, H)`` (recurrent dropout, already scaled) multiplies h_{t-1} only inside the
     recurrent product: a_t = ... + (h_{t-1} ⊙ rec_mask) W_hh^T. ``y`` is zero on padded steps and
     ``h_T`` is each sequence's state at its last valid step.
+    ``check_finite=False`` skips the NaN/Inf scan of ``x`` (as in ``scipy.linalg``: for callers that have
+    scanned it, such as the layers; non-finite input then gives undefined results, not an error).
     """
-    x, h0, rec_mask = check_h_forward(p, cfg, x, state0, rec_mask)
+    x, h0, rec_mask = check_h_forward(p, cfg, x, state0, rec_mask, finite=check_finite)
     T, B, _ = x.shape
     H, dtype = cfg.hidden_size, x.dtype
     m = step_mask(lengths, T, B, dtype)  # (T, B, 1) or None
@@ -123,6 +127,8 @@ def backward(
     cache: dict,
     dy: np.ndarray | None = None,
     dstate: State | None = None,
+    *,
+    check_finite: bool = True,
 ) -> tuple[dict[str, np.ndarray], np.ndarray, State]:
     """Backprop through time; return ``(grads like p, dx (T, B, D), dh_0 (B, H))``.
 
@@ -131,12 +137,13 @@ def backward(
         da_t = g_t ⊙ f'(a_t)                                    # f' written from h_t = f(a_t)
         dh_{t-1} = (1 - m_t) dh_t + (da_t W_hh) ⊙ rec_mask
         dW_ih = Σ_t da_t^T x_t,  dW_hh = Σ_t da_t^T (h_{t-1} ⊙ rec_mask),  db_ih = db_hh = Σ_t da_t
+    ``check_finite=False`` skips the NaN/Inf scan of ``dy`` (see ``forward``).
     """
     x, hs, m, rec_mask = cache["x"], cache["hs"], cache["m"], cache["rec_mask"]
     T, B, D = x.shape
     H = cfg.hidden_size
     dtype = hs.dtype
-    dy, dh = check_h_backward(dy, dstate, (T, B, H), dtype)
+    dy, dh = check_h_backward(dy, dstate, (T, B, H), dtype, finite=check_finite)
     _, f_grad = ACTIVATIONS[cfg.activation]
     # f'(a_t) from the stored h_t: exact on valid steps; padded steps get g_t = 0 anyway.
     da = f_grad(hs[1:])  # (T, B, H), becomes da_t in place

@@ -178,10 +178,10 @@ class _BackwardRecorder:
     def __getattr__(self, name: str) -> Any:
         return getattr(self.module, name)
 
-    def backward(self, p, cfg, cache, dy=None, dstate=None):
+    def backward(self, p, cfg, cache, dy=None, dstate=None, *, check_finite=True):
         i = next(k for k, c in enumerate(self.layer._cache["caches"]) if c is cache)
         self.calls[i] = (None if dy is None else np.array(dy), dstate)
-        return self.module.backward(p, cfg, cache, dy, dstate)
+        return self.module.backward(p, cfg, cache, dy, dstate, check_finite=check_finite)
 
     def detach(self) -> None:
         self.layer.module = self.engine_module

@@ -336,12 +336,13 @@ class Recurrent(Layer):
                     rec_mask = _dropout_mask(self.rng, (batch, self.state_size), self.recurrent_dropout, self.dtype)
                 xs = reverse_sequences(seq, rev) if d else seq
                 if cache:
-                    y, stateT, cell_cache = self.module.forward(
-                        self._cell_params(i), self._config(i), xs, states0[i], lengths, rec_mask
+                    y, stateT, cell_cache = self.module.forward(  # x was scanned for NaN/Inf above
+                        self._cell_params(i), self._config(i), xs, states0[i], lengths, rec_mask, check_finite=False
                     )
                     caches.append(cell_cache)
                 else:
-                    y, stateT = self.module.infer(self._cell_params(i), self._config(i), xs, states0[i], lengths)
+                    y, stateT = self.module.infer(self._cell_params(i), self._config(i), xs, states0[i], lengths,
+                                                  check_finite=False)
                 ys.append(reverse_sequences(y, rev) if d else y)
                 final.append(stateT)
             seq = merge_directions(ys, self.merge_mode)  # (T, B, M)
@@ -387,8 +388,8 @@ class Recurrent(Layer):
                 i = k * dirs + d
                 if d and dy is not None:
                     dy = reverse_sequences(dy, rev)
-                cell_grads, dx, dstate0[i] = self.module.backward(
-                    self._cell_params(i), self._config(i), caches[i], dy, dstates[i]
+                cell_grads, dx, dstate0[i] = self.module.backward(  # dout was scanned above
+                    self._cell_params(i), self._config(i), caches[i], dy, dstates[i], check_finite=False
                 )
                 grads.update({f"{self.prefixes[i]}.{name}": g for name, g in cell_grads.items()})
                 dx = reverse_sequences(dx, rev) if d else dx

@@ -332,9 +332,11 @@ def forward(
     state0: State | None = None,
     lengths: np.ndarray | None = None,
     rec_mask: np.ndarray | None = None,
+    *,
+    check_finite: bool = True,
 ) -> tuple[np.ndarray, State, dict]:
     """Run the cell over ``x (T, B, D)``; return ``(y (T, B, H), h_T (B, H), cache)`` (see the reference)."""
-    x, h0, rec_mask = check_h_forward(p, cfg, x, state0, rec_mask)
+    x, h0, rec_mask = check_h_forward(p, cfg, x, state0, rec_mask, finite=check_finite)
     return _run(p, cfg, x, h0, lengths, rec_mask, keep=True)
 
 
@@ -344,10 +346,12 @@ def infer(
     x: np.ndarray,
     state0: State | None = None,
     lengths: np.ndarray | None = None,
+    *,
+    check_finite: bool = True,
 ) -> tuple[np.ndarray, State]:
     """``forward`` keeping nothing for a backward: ``(y (T, B, H), h_T)``; the loop keeps one step of its
     arrays (two of the state) and projects the input step by step."""
-    x, h0, _ = check_h_forward(p, cfg, x, state0, None)
+    x, h0, _ = check_h_forward(p, cfg, x, state0, None, finite=check_finite)
     y, h, _ = _run(p, cfg, x, h0, lengths, None, keep=False)
     return y, h
 
@@ -391,12 +395,14 @@ def backward(
     cache: dict,
     dy: np.ndarray | None = None,
     dstate: State | None = None,
+    *,
+    check_finite: bool = True,
 ) -> tuple[dict[str, np.ndarray], np.ndarray, State]:
     """Backprop through time; return ``(grads like p, dx (T, B, D), dh_0 (B, H))`` (see the reference)."""
     x, gates, hs, hn, lengths, mask = (cache[k] for k in ("x", "gates", "hs", "hn", "lengths", "mask"))
     T, B, D = x.shape
     H, dtype = cfg.hidden_size, hs.dtype
-    dy, dh = check_h_backward(dy, dstate, (T, B, H), dtype)
+    dy, dh = check_h_backward(dy, dstate, (T, B, H), dtype, finite=check_finite)
     dy, dh = dy_steps(dy, B, H, dtype), aligned_copy(dh)  # dh: updated in place
     macs = T * B * 3 * H * H
     blocks = split_rows(B, macs=macs)

@@ -586,9 +586,11 @@ def forward(
     state0: State | None = None,
     lengths: np.ndarray | None = None,
     rec_mask: np.ndarray | None = None,
+    *,
+    check_finite: bool = True,
 ) -> tuple[np.ndarray, State, dict]:
     """Run the cell over ``x (T, B, D)``; return ``(y (T, B, R), (h_T, c_T), cache)`` (see the reference)."""
-    return _checked_run(p, cfg, x, state0, lengths, rec_mask, keep=True)
+    return _checked_run(p, cfg, x, state0, lengths, rec_mask, keep=True, finite=check_finite)
 
 
 def infer(
@@ -597,21 +599,24 @@ def infer(
     x: np.ndarray,
     state0: State | None = None,
     lengths: np.ndarray | None = None,
+    *,
+    check_finite: bool = True,
 ) -> tuple[np.ndarray, State]:
     """``forward`` keeping nothing for a backward: ``(y (T, B, R), (h_T, c_T))`` (see the reference).
 
     The time loop keeps one step of gates and two of the state instead of all T, and projects the
     input step by step: its arrays stay in the cache, and nothing (T, B, 4H) is written.
     """
-    y, state, _ = _checked_run(p, cfg, x, state0, lengths, None, keep=False)
+    y, state, _ = _checked_run(p, cfg, x, state0, lengths, None, keep=False, finite=check_finite)
     return y, state
 
 
 def _checked_run(p: dict[str, np.ndarray], cfg: LSTMConfig, x: np.ndarray, state0: State | None,
-                 lengths: np.ndarray | None, rec_mask: np.ndarray | None, keep: bool) -> tuple[np.ndarray, State, dict]:
-    """``_run`` after the reference's checks of every argument."""
+                 lengths: np.ndarray | None, rec_mask: np.ndarray | None, keep: bool,
+                 finite: bool) -> tuple[np.ndarray, State, dict]:
+    """``_run`` after the reference's checks of every argument (x's NaN/Inf scan only if ``finite``)."""
     p = _check_params(p, cfg)
-    x = check_sequence(x, cfg.input_size, p["W_ih"].dtype)
+    x = check_sequence(x, cfg.input_size, p["W_ih"].dtype, finite=finite)
     T, B, _ = x.shape
     h0, c0 = _check_state(state0, B, cfg, x.dtype, "state0")
     if rec_mask is not None:
@@ -667,12 +672,16 @@ def backward(
     cache: dict,
     dy: np.ndarray | None = None,
     dstate: State | None = None,
+    *,
+    check_finite: bool = True,
 ) -> tuple[dict[str, np.ndarray], np.ndarray, State]:
     """Backprop through time; return ``(grads like p, dx (T, B, D), (dh_0, dc_0))`` (see the reference)."""
     x, gates, hs, cs, lengths, mask = (cache[k] for k in ("x", "gates", "hs", "cs", "lengths", "mask"))
     T, B, D = x.shape
     H, P, R, dtype = cfg.hidden_size, cfg.proj_size, cfg.output_size, x.dtype
-    dy = dy_steps(None if dy is None else check_float_array(dy, "dy", shape=(T, B, R), dtype=dtype), B, R, dtype)
+    if dy is not None:
+        dy = check_float_array(dy, "dy", shape=(T, B, R), dtype=dtype, allow_nonfinite=not check_finite)
+    dy = dy_steps(dy, B, R, dtype)
     dh, dc = (aligned_copy(s) for s in _check_state(dstate, B, cfg, dtype, "dstate"))  # (B, R), (B, H): updated in place
     dh_raw = aligned_empty((T if P else 1, B, R), dtype)  # dL/dh_raw_t, kept for every step for dW_hr
     macs = T * B * (4 * H * R + P * H)

@@ -213,9 +213,11 @@ def forward(
     state0: State | None = None,
     lengths: np.ndarray | None = None,
     rec_mask: np.ndarray | None = None,
+    *,
+    check_finite: bool = True,
 ) -> tuple[np.ndarray, State, dict]:
     """Run the cell over ``x (T, B, D)``; return ``(y (T, B, H), h_T (B, H), cache)`` (see the reference)."""
-    x, h0, rec_mask = check_h_forward(p, cfg, x, state0, rec_mask)
+    x, h0, rec_mask = check_h_forward(p, cfg, x, state0, rec_mask, finite=check_finite)
     return _run(p, cfg, x, h0, lengths, rec_mask, keep=True)
 
 
@@ -225,9 +227,11 @@ def infer(
     x: np.ndarray,
     state0: State | None = None,
     lengths: np.ndarray | None = None,
+    *,
+    check_finite: bool = True,
 ) -> tuple[np.ndarray, State]:
     """``forward`` keeping nothing for a backward: ``(y (T, B, H), h_T)``; the loop keeps two states, not T + 1."""
-    x, h0, _ = check_h_forward(p, cfg, x, state0, None)
+    x, h0, _ = check_h_forward(p, cfg, x, state0, None, finite=check_finite)
     y, h, _ = _run(p, cfg, x, h0, lengths, None, keep=False)
     return y, h
 
@@ -264,13 +268,15 @@ def backward(
     cache: dict,
     dy: np.ndarray | None = None,
     dstate: State | None = None,
+    *,
+    check_finite: bool = True,
 ) -> tuple[dict[str, np.ndarray], np.ndarray, State]:
     """Backprop through time; return ``(grads like p, dx (T, B, D), dh_0 (B, H))`` (see the reference)."""
     x, hs, lengths, rec_mask = cache["x"], cache["hs"], cache["lengths"], cache["rec_mask"]
     T, B, D = x.shape
     H = cfg.hidden_size
     dtype = hs.dtype
-    dy, dh = check_h_backward(dy, dstate, (T, B, H), dtype)
+    dy, dh = check_h_backward(dy, dstate, (T, B, H), dtype, finite=check_finite)
     dy, dh = dy_steps(dy, B, H, dtype), aligned_copy(dh)  # dh: updated in place
     mask = aligned_full((B, H), 1, dtype) if rec_mask is None else np.ascontiguousarray(rec_mask)
     macs = T * B * H * H
