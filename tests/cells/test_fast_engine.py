@@ -359,3 +359,20 @@ def test_time_major_views_of_batch_major_inputs(mod, cfg, loop_path):
         x = np.ascontiguousarray(view)
         _assert_close(FAST[mod].infer(p, cfg, x), FAST[mod].infer(p, cfg, view), np.float64, None)
         _assert_close(FAST[mod].forward(p, cfg, x)[:2], FAST[mod].forward(p, cfg, view)[:2], np.float64, None)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_dy_steps_copies_any_layout_time_major(dtype):
+    """The backward's dy (T, B, R): contiguous as given, a layer's batch-major gradient seen time-major through the
+    compiled copy, any other layout (here reversed in time, and every other unit) through NumPy; None is one zero
+    step. Copies are contiguous and equal to the input."""
+    from rnnkit.cells.fast import _jit
+
+    g = np.random.default_rng(3).standard_normal((6, 7, 10)).astype(dtype)  # (B, T, R)
+    contiguous = np.ascontiguousarray(g.transpose(1, 0, 2))
+    assert _jit.dy_steps(contiguous, 6, 10, dtype) is contiguous
+    for view in (g.transpose(1, 0, 2), g[:, ::-1].transpose(1, 0, 2), contiguous[:, :, ::2]):
+        steps = _jit.dy_steps(view, 6, view.shape[2], dtype)
+        assert steps.flags.c_contiguous and steps.dtype == dtype
+        np.testing.assert_array_equal(steps, view)
+    np.testing.assert_array_equal(_jit.dy_steps(None, 6, 10, dtype), np.zeros((1, 6, 10), dtype))

@@ -149,24 +149,29 @@ def aligned_copy(a: np.ndarray) -> np.ndarray:
 
 
 @jit
-def _copy_steps(source, out):
-    """out (T, B, R) = source, any strides: one compiled loop (NumPy's strided copy pays about 10 ns per row of
-    16 floats, (64, 200, 16) from a batch-major view: 128 → 35 µs)."""
-    for t in range(source.shape[0]):
-        for b in range(source.shape[1]):
-            for j in range(source.shape[2]):
-                out[t, b, j] = source[t, b, j]
+def _time_major_copy(batch_major, out):
+    """out (T, B, R) = batch_major (B, T, R) with its axes 0 and 1 swapped, ``batch_major`` C-contiguous: one
+    compiled loop in the order of ``out``, whose rows of R it writes whole (NumPy's strided copy pays about 10 ns
+    per row of 16 floats: (64, 200, 16) 51 µs; this loop 21, and 457 against 480 µs at (512, 50, 64))."""
+    for t in range(out.shape[0]):
+        for b in range(out.shape[1]):
+            for j in range(out.shape[2]):
+                out[t, b, j] = batch_major[b, t, j]
 
 
 def dy_steps(dy: np.ndarray | None, batch: int, size: int, dtype: np.dtype) -> np.ndarray:
     """``dy (T, B, R)`` contiguous for the compiled loops (a copy is aligned), or one zero step when None (they read
-    dy[min(t, len(dy) - 1)])."""
+    dy[min(t, len(dy) - 1)]). A layer passes its batch-major output gradient seen time-major, which
+    ``_time_major_copy`` copies; any other layout is copied by NumPy."""
     if dy is None:
         return aligned_full((1, batch, size), 0, dtype)
     if dy.flags.c_contiguous:
         return dy
     steps = aligned_empty(dy.shape, dy.dtype)
-    _copy_steps(dy, steps)
+    if dy.transpose(1, 0, 2).flags.c_contiguous:
+        _time_major_copy(dy.transpose(1, 0, 2), steps)
+    else:
+        steps[...] = dy
     return steps
 
 
