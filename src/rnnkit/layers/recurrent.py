@@ -318,9 +318,9 @@ class Recurrent(Layer):
         lengths = self._resolve_lengths(lengths, mask, batch, time)
         states0 = self._split_state(state0, batch, "state0")
         rev = reverse_index(lengths, time)
-        seq = x.transpose(1, 0, 2)  # (T, B, D), time-major: a view for inference (the cells read its rows in place),
-        if cache:  # a copy of its own for the cache of a training forward
-            seq = np.ascontiguousarray(seq)
+        # (T, B, D), time-major: a view for inference (the cells read its rows in place), a copy of its own for the
+        # cache of a training forward
+        seq = fast.time_major(x) if cache else x.transpose(1, 0, 2)
         caches, final, drop_masks = [], [], []
         for k in range(self.num_layers):
             drop = None

@@ -149,7 +149,7 @@ def aligned_copy(a: np.ndarray) -> np.ndarray:
 
 
 @jit
-def _time_major_copy(batch_major, out):
+def time_major_copy(batch_major, out):
     """out (T, B, R) = batch_major (B, T, R) with its axes 0 and 1 swapped, ``batch_major`` C-contiguous: one
     compiled loop in the order of ``out``, whose rows of R it writes whole (NumPy's strided copy pays about 10 ns
     per row of 16 floats: (64, 200, 16) 51 µs; this loop 21, and 457 against 480 µs at (512, 50, 64))."""
@@ -162,14 +162,14 @@ def _time_major_copy(batch_major, out):
 def dy_steps(dy: np.ndarray | None, batch: int, size: int, dtype: np.dtype) -> np.ndarray:
     """``dy (T, B, R)`` contiguous for the compiled loops (a copy is aligned), or one zero step when None (they read
     dy[min(t, len(dy) - 1)]). A layer passes its batch-major output gradient seen time-major, which
-    ``_time_major_copy`` copies; any other layout is copied by NumPy."""
+    ``time_major_copy`` copies; any other layout is copied by NumPy."""
     if dy is None:
         return aligned_full((1, batch, size), 0, dtype)
     if dy.flags.c_contiguous:
         return dy
     steps = aligned_empty(dy.shape, dy.dtype)
     if dy.transpose(1, 0, 2).flags.c_contiguous:
-        _time_major_copy(dy.transpose(1, 0, 2), steps)
+        time_major_copy(dy.transpose(1, 0, 2), steps)
     else:
         steps[...] = dy
     return steps
