@@ -109,3 +109,29 @@ def test_add_transposed_times_rejects_mismatched_operands():
         _kernel.add_transposed_times(0, 2, np.ones((2, 3)), np.ones((2, 5)), np.zeros((3, 4)))
     with pytest.raises(ValueError, match="do not fit"):
         _kernel.add_transposed_times(0, 2, np.ones((2, 3)), np.ones((3, 5)), np.zeros((3, 5)))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("M, K1, K2, N", [(1, 1, 1, 1), (15, 5, 7, 7), (64, 8, 16, 64), (3, 37, 2, 148), (140, 1, 64, 40),
+                                          (6, 0, 5, 33), (11, 4, 0, 16), (9, 6, 3, 48), (7, 3, 17, 20)])
+@pytest.mark.parametrize("beta", [0.0, 1.0])
+def test_times_packed_pair_matches_the_joined_product(M, K1, K2, N, beta, dtype):
+    """[A1, A2] P with A1, A2 apart in memory (strided rows): equal to times_packed on the joined [A1, A2] (the same
+    sums in the same order), and to NumPy; rows outside b0..b1 are left alone."""
+    rng = np.random.default_rng(M * 1000 + K1 * 100 + K2 * 10 + N)
+    A1, A2 = _strided(rng, M, K1, dtype), _strided(rng, M, K2, dtype)
+    W = rng.standard_normal((N, K1 + K2)).astype(dtype)
+    P = _kernel.pack(W, True)
+    start = _strided(rng, M, N, dtype)
+    joined, out = start.copy(), start.copy()
+    b0, b1 = (1, M - 1) if M > 2 else (0, M)
+    _kernel.times_packed(b0, b1, np.concatenate([A1, A2], axis=1), P, joined, beta)
+    _kernel.times_packed_pair(b0, b1, A1, A2, P, out, beta)
+    np.testing.assert_array_equal(out, joined)
+    expected = np.concatenate([A1, A2], axis=1) @ W.T + beta * start
+    scale = max(1.0, float(np.abs(expected).max()))
+    assert np.abs(out[b0:b1] - expected[b0:b1]).max() <= TOL[dtype] * scale * max(K1 + K2, 1)
+    np.testing.assert_array_equal(out[:b0], start[:b0])
+    np.testing.assert_array_equal(out[b1:], start[b1:])
+    with pytest.raises(ValueError, match="do not fit"):
+        _kernel.times_packed_pair(0, M, A1, A2[:, :K2 - 1] if K2 else A1, P, out, beta)

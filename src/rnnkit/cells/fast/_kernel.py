@@ -21,6 +21,12 @@ C in place (before, through a scratch tile and a copy: a step's dx_t (64, 64) @ 
 (64, 64) @ (64, 24) 2.05 → 1.25 µs). ``fast.matmul`` uses the kernel
 for products over many rows with narrow results too (up to ``_blas.PACKED_MAX_N`` columns).
 
+``times_packed_pair`` multiplies two operands that lie apart in memory, [A1, A2] P, as one product: its
+tiles sum over A1's rows for the panels' first rows and over A2's for the rest, in registers (a step's
+x_t W_ih^T + h̃_{t-1} W_hh^T with [W_ih, W_hh]^T packed once: C stored once, no copy of [x_t, h̃_{t-1}];
+(64, 8) and (64, 16) times 64 columns: 1.15-1.24 → 1.02 µs against two products, the second added on).
+They are separate intrinsics (``pair=True``): a second, empty segment in every tile cost 5-10 % at K = 24.
+
 The same tiles also run on operands used in place (``strided``): ``add_transposed_times`` adds
 X^T G to an output, reading X as a transposed A and G's rows as panels without copying either,
 which is how the backward loops sum a step's weight gradients (``_gradients``).
@@ -51,7 +57,7 @@ def panel_width(dtype: np.dtype) -> int:
     return 2 * VECTOR_BYTES // np.dtype(dtype).itemsize
 
 
-def _tile_intrinsic(MR: int):
+def _tile_intrinsic(MR: int, pair: bool = False):
     """``_tile(A, a0, lda, P, p0, C, c0, ldc, K, add, width, strided, a_ks, ldp)``: C[r, :n] (+)= Σ_k A[r, k]
     P[k, :n] for r < MR, with n = ``width`` of the panel's NR columns (1 <= width <= NR): the tile computes
     whole vectors (only the first when ``width`` fits in it, both otherwise) and loads and stores the
@@ -62,137 +68,154 @@ def _tile_intrinsic(MR: int):
     overwriting it. ``strided``: A[r, k] at ``a0 + r·lda + k·a_ks`` and panel row k at ``p0 + k·ldp``
     instead (operands used in place, e.g. A a transposed view, the panel NR columns of a row-major
     matrix); a separate loop, so the packed one keeps its constant strides.
+
+    ``pair``: the tile takes four more arguments, ``A2, a2_0, lda2, K1``, and the panel's rows from K1 on
+    multiply a second A (A2[r, k - K1] at ``a2_0 + r·lda2 + k - K1``): C (+)= [A, A2] P with the sum in
+    registers, for two operands that are not joined in memory (packed only). A tile without ``pair`` has no
+    second loop: at K = 24 the empty second segment alone cost 5-10 %.
     """
 
-    @intrinsic
-    def tile(typingctx, A, a0, lda, P, p0, C, c0, ldc, K, add, width, strided, a_ks, ldp):
-        sig = types.void(A, types.intp, types.intp, P, types.intp, C, types.intp, types.intp, types.intp,
-                         types.boolean, types.intp, types.boolean, types.intp, types.intp)
+    def codegen(context, builder, signature, args):
+        A_v, a0_v, lda_v, P_v, p0_v, C_v, c0_v, ldc_v, K_v, add_v, width_v, strided_v, a_ks_v, ldp_v = args[:14]
+        real = context.get_value_type(signature.args[5].dtype)
+        lanes = VECTOR_BYTES // context.get_abi_sizeof(real)
+        vec, i64 = ir.VectorType(real, lanes), ir.IntType(64)
+        vec_ptr = vec.as_pointer()
+        suffix = f"v{lanes}{'f32' if isinstance(real, ir.FloatType) else 'f64'}"
+        module = builder.module
 
-        def codegen(context, builder, signature, args):
-            A_v, a0_v, lda_v, P_v, p0_v, C_v, c0_v, ldc_v, K_v, add_v, width_v, strided_v, a_ks_v, ldp_v = args
-            real = context.get_value_type(signature.args[5].dtype)
-            lanes = VECTOR_BYTES // context.get_abi_sizeof(real)
-            vec, i64 = ir.VectorType(real, lanes), ir.IntType(64)
-            vec_ptr = vec.as_pointer()
-            suffix = f"v{lanes}{'f32' if isinstance(real, ir.FloatType) else 'f64'}"
-            module = builder.module
+        def declared(name: str, returns: ir.Type, *arguments: ir.Type) -> ir.Function:
+            return module.globals.get(name) or ir.Function(module, ir.FunctionType(returns, arguments), name=name)
 
-            def declared(name: str, returns: ir.Type, *arguments: ir.Type) -> ir.Function:
-                return module.globals.get(name) or ir.Function(module, ir.FunctionType(returns, arguments), name=name)
+        fma = declared(f"llvm.fma.{suffix}", vec, vec, vec, vec)
+        i1_vec, i32 = ir.VectorType(ir.IntType(1), lanes), ir.IntType(32)
+        masked_load = declared(f"llvm.masked.load.{suffix}.p0{suffix}", vec, vec_ptr, i32, i1_vec, vec)
+        masked_store = declared(f"llvm.masked.store.{suffix}.p0{suffix}", ir.VoidType(), vec, vec_ptr, i32, i1_vec)
 
-            fma = declared(f"llvm.fma.{suffix}", vec, vec, vec, vec)
-            i1_vec, i32 = ir.VectorType(ir.IntType(1), lanes), ir.IntType(32)
-            masked_load = declared(f"llvm.masked.load.{suffix}.p0{suffix}", vec, vec_ptr, i32, i1_vec, vec)
-            masked_store = declared(f"llvm.masked.store.{suffix}.p0{suffix}", ir.VoidType(), vec, vec_ptr, i32, i1_vec)
+        def data(ary, aryty, offset):
+            return builder.gep(context.make_array(aryty)(context, builder, ary).data, [offset])
 
-            def data(ary, aryty, offset):
-                return builder.gep(context.make_array(aryty)(context, builder, ary).data, [offset])
+        a, p, c = data(A_v, signature.args[0], a0_v), data(P_v, signature.args[3], p0_v), data(C_v, signature.args[5], c0_v)
+        segments = [(a, lda_v, ir.Constant(ir.IntType(64), 0), K_v)]
+        if pair:
+            A2_v, a2_0_v, lda2_v, K1_v = args[14:]
+            segments = [(a, lda_v, segments[0][2], K1_v), (data(A2_v, signature.args[14], a2_0_v), lda2_v, K1_v, K_v)]
+        const = lambda n: ir.Constant(i64, n)
+        zero, splat_mask = ir.Constant(vec, None), ir.Constant(ir.VectorType(ir.IntType(32), lanes), None)
 
-            a, p, c = data(A_v, signature.args[0], a0_v), data(P_v, signature.args[3], p0_v), data(C_v, signature.args[5], c0_v)
-            const = lambda n: ir.Constant(i64, n)
-            zero, splat_mask = ir.Constant(vec, None), ir.Constant(ir.VectorType(ir.IntType(32), lanes), None)
+        def emit(NV: int, a_ks, ldp) -> None:
+            """The tile on the panel's first NV vectors, with A's k stride ``a_ks`` and the panel's row stride
+            ``ldp``: the sum over k (K_UNROLL steps of k per pass, then one per pass for the rest), then the
+            stores."""
+            def fmas(k, acc, rows, k0):
+                """acc[r][v] + A[r, k - k0] * P[k, v·lanes : (v+1)·lanes] for every r, v, A's rows at ``rows``."""
+                panel_row = builder.gep(p, [builder.mul(k, ldp)])
+                w = [builder.load(builder.bitcast(builder.gep(panel_row, [const(v * lanes)]), vec_ptr), align=4)
+                     for v in range(NV)]
+                a_k = builder.mul(builder.sub(k, k0), a_ks)
+                new = []
+                for r in range(MR):
+                    a_rk = builder.load(builder.gep(rows[r], [a_k]))
+                    a_vec = builder.shuffle_vector(builder.insert_element(ir.Constant(vec, ir.Undefined), a_rk,
+                                                                          const(0)),
+                                                   ir.Constant(vec, ir.Undefined), splat_mask)
+                    new.append([builder.call(fma, [a_vec, w[v], acc[r][v]]) for v in range(NV)])
+                return new
 
-            def emit(NV: int, a_ks, ldp) -> None:
-                """The tile on the panel's first NV vectors, with A's k stride ``a_ks`` and the panel's row stride
-                ``ldp``: the sum over k (K_UNROLL steps of k per pass, then one per pass for the rest), then the
-                stores."""
-                rows = [builder.gep(a, [builder.mul(const(r), lda_v)]) for r in range(MR)]  # A's rows, found once
+            def loop(k_start, acc_start, k_stop, unroll, rows, k0):
+                """for k in range(k_start, k_stop, unroll): ``unroll`` steps of fmas; -> (k, acc) after it."""
+                before = builder.block
+                body, after = builder.append_basic_block("tile.loop"), builder.append_basic_block("tile.done")
+                builder.cbranch(builder.icmp_signed("<", k_start, k_stop), body, after)
+                builder.position_at_end(body)
+                k = builder.phi(i64)
+                acc = [[builder.phi(vec) for _ in range(NV)] for _ in range(MR)]
+                new = acc
+                for u in range(unroll):
+                    new = fmas(builder.add(k, const(u)), new, rows, k0)
+                k_next = builder.add(k, const(unroll))
+                builder.cbranch(builder.icmp_signed("<", k_next, k_stop), body, after)
+                k.add_incoming(k_start, before)
+                k.add_incoming(k_next, body)
+                builder.position_at_end(after)  # phi nodes first in the block
+                k_end = builder.phi(i64)
+                k_end.add_incoming(k_start, before)
+                k_end.add_incoming(k_next, body)
+                acc_end = [[builder.phi(vec) for _ in range(NV)] for _ in range(MR)]
+                for r, v in itertools.product(range(MR), range(NV)):
+                    acc[r][v].add_incoming(acc_start[r][v], before)
+                    acc[r][v].add_incoming(new[r][v], body)
+                    acc_end[r][v].add_incoming(acc_start[r][v], before)
+                    acc_end[r][v].add_incoming(new[r][v], body)
+                return k_end, acc_end
 
-                def fmas(k, acc):
-                    """acc[r][v] + A[r, k] * P[k, v·lanes : (v+1)·lanes] for every r, v."""
-                    panel_row = builder.gep(p, [builder.mul(k, ldp)])
-                    w = [builder.load(builder.bitcast(builder.gep(panel_row, [const(v * lanes)]), vec_ptr), align=4)
-                         for v in range(NV)]
-                    a_k = builder.mul(k, a_ks)
-                    new = []
-                    for r in range(MR):
-                        a_rk = builder.load(builder.gep(rows[r], [a_k]))
-                        a_vec = builder.shuffle_vector(builder.insert_element(ir.Constant(vec, ir.Undefined), a_rk,
-                                                                              const(0)),
-                                                       ir.Constant(vec, ir.Undefined), splat_mask)
-                        new.append([builder.call(fma, [a_vec, w[v], acc[r][v]]) for v in range(NV)])
-                    return new
+            acc = [[zero] * NV for _ in range(MR)]
+            for base, ld, k_first, k_stop in segments:  # A's rows for k < K1, then A2's (pair tiles)
+                rows = [builder.gep(base, [builder.mul(const(r), ld)]) for r in range(MR)]  # found once
+                k, acc = loop(k_first, acc, builder.sub(k_stop, const(K_UNROLL - 1)), K_UNROLL, rows, k_first)
+                _, acc = loop(k, acc, k_stop, 1, rows, k_first)
+            wheres = [builder.bitcast(builder.gep(c, [builder.add(builder.mul(const(r), ldc_v), const(v * lanes))]),
+                                      vec_ptr) for r, v in itertools.product(range(MR), range(NV))]
+            totals = [acc[r][v] for r, v in itertools.product(range(MR), range(NV))]
+            last = {(r + 1) * NV - 1 for r in range(MR)}  # each row's last vector in wheres
 
-                def loop(k_start, acc_start, k_stop, unroll):
-                    """for k in range(k_start, k_stop, unroll): ``unroll`` steps of fmas; -> (k, acc) after it."""
-                    before = builder.block
-                    body, after = builder.append_basic_block("tile.loop"), builder.append_basic_block("tile.done")
-                    builder.cbranch(builder.icmp_signed("<", k_start, k_stop), body, after)
-                    builder.position_at_end(body)
-                    k = builder.phi(i64)
-                    acc = [[builder.phi(vec) for _ in range(NV)] for _ in range(MR)]
-                    new = acc
-                    for u in range(unroll):
-                        new = fmas(builder.add(k, const(u)), new)
-                    k_next = builder.add(k, const(unroll))
-                    builder.cbranch(builder.icmp_signed("<", k_next, k_stop), body, after)
-                    k.add_incoming(k_start, before)
-                    k.add_incoming(k_next, body)
-                    builder.position_at_end(after)  # phi nodes first in the block
-                    k_end = builder.phi(i64)
-                    k_end.add_incoming(k_start, before)
-                    k_end.add_incoming(k_next, body)
-                    acc_end = [[builder.phi(vec) for _ in range(NV)] for _ in range(MR)]
-                    for r, v in itertools.product(range(MR), range(NV)):
-                        acc[r][v].add_incoming(acc_start[r][v], before)
-                        acc[r][v].add_incoming(new[r][v], body)
-                        acc_end[r][v].add_incoming(acc_start[r][v], before)
-                        acc_end[r][v].add_incoming(new[r][v], body)
-                    return k_end, acc_end
+            def lanes_below_width():
+                """The last vector's lanes below ``width`` (built only where the panel is narrow)."""
+                valid = builder.trunc(builder.sub(width_v, const((NV - 1) * lanes)), i32)
+                undefined = ir.Constant(ir.VectorType(i32, lanes), ir.Undefined)
+                valid = builder.shuffle_vector(builder.insert_element(undefined, valid, const(0)), undefined, splat_mask)
+                return builder.icmp_unsigned("<", ir.Constant(ir.VectorType(i32, lanes), list(range(lanes))), valid)
 
-                k, acc = loop(const(0), [[zero] * NV for _ in range(MR)], builder.sub(K_v, const(K_UNROLL - 1)), K_UNROLL)
-                _, acc = loop(k, acc, K_v, 1)
-                wheres = [builder.bitcast(builder.gep(c, [builder.add(builder.mul(const(r), ldc_v), const(v * lanes))]),
-                                          vec_ptr) for r, v in itertools.product(range(MR), range(NV))]
-                totals = [acc[r][v] for r, v in itertools.product(range(MR), range(NV))]
-                last = {(r + 1) * NV - 1 for r in range(MR)}  # each row's last vector in wheres
+            def store(masked: bool, adding: bool) -> None:
+                """The tile into C, its rows' last vectors through a lane mask if ``masked``, added to C if
+                ``adding`` (C is read only then)."""
+                mask = lanes_below_width() if masked else None
+                for i, (where, total) in enumerate(zip(wheres, totals)):
+                    partial = masked and i in last
+                    if adding:
+                        old = builder.call(masked_load, [where, ir.Constant(i32, 4), mask, zero]) if partial \
+                            else builder.load(where, align=4)
+                        total = builder.fadd(old, total)
+                    if partial:
+                        builder.call(masked_store, [total, where, ir.Constant(i32, 4), mask])
+                    else:
+                        builder.store(total, where, align=4)
 
-                def lanes_below_width():
-                    """The last vector's lanes below ``width`` (built only where the panel is narrow)."""
-                    valid = builder.trunc(builder.sub(width_v, const((NV - 1) * lanes)), i32)
-                    undefined = ir.Constant(ir.VectorType(i32, lanes), ir.Undefined)
-                    valid = builder.shuffle_vector(builder.insert_element(undefined, valid, const(0)), undefined, splat_mask)
-                    return builder.icmp_unsigned("<", ir.Constant(ir.VectorType(i32, lanes), list(range(lanes))), valid)
+            with builder.if_else(builder.icmp_signed("<", width_v, const(NV * lanes))) as (narrow, whole):
+                for masked, width_branch in ((True, narrow), (False, whole)):
+                    with width_branch, builder.if_else(add_v) as (to_add, to_overwrite):
+                        for adding, add_branch in ((True, to_add), (False, to_overwrite)):
+                            with add_branch:
+                                store(masked, adding)
 
-                def store(masked: bool, adding: bool) -> None:
-                    """The tile into C, its rows' last vectors through a lane mask if ``masked``, added to C if
-                    ``adding`` (C is read only then)."""
-                    mask = lanes_below_width() if masked else None
-                    for i, (where, total) in enumerate(zip(wheres, totals)):
-                        partial = masked and i in last
-                        if adding:
-                            old = builder.call(masked_load, [where, ir.Constant(i32, 4), mask, zero]) if partial \
-                                else builder.load(where, align=4)
-                            total = builder.fadd(old, total)
-                        if partial:
-                            builder.call(masked_store, [total, where, ir.Constant(i32, 4), mask])
-                        else:
-                            builder.store(total, where, align=4)
+        one_vector = builder.icmp_signed("<=", width_v, const(lanes))  # the width fits in the first vector
+        with builder.if_else(strided_v) as (in_place, packed):
+            for branch, strides in ((in_place, (a_ks_v, ldp_v)), (packed, (const(1), const(2 * lanes)))):
+                with branch, builder.if_else(one_vector) as (first_vector, whole_panel):
+                    with first_vector:
+                        emit(1, *strides)
+                    with whole_panel:
+                        emit(2, *strides)
+        return context.get_dummy_value()
 
-                with builder.if_else(builder.icmp_signed("<", width_v, const(NV * lanes))) as (narrow, whole):
-                    for masked, width_branch in ((True, narrow), (False, whole)):
-                        with width_branch, builder.if_else(add_v) as (to_add, to_overwrite):
-                            for adding, add_branch in ((True, to_add), (False, to_overwrite)):
-                                with add_branch:
-                                    store(masked, adding)
+    common = (types.intp, types.intp)  # element offset and leading dimension
 
-            one_vector = builder.icmp_signed("<=", width_v, const(lanes))  # the width fits in the first vector
-            with builder.if_else(strided_v) as (in_place, packed):
-                for branch, strides in ((in_place, (a_ks_v, ldp_v)), (packed, (const(1), const(2 * lanes)))):
-                    with branch, builder.if_else(one_vector) as (first_vector, whole_panel):
-                        with first_vector:
-                            emit(1, *strides)
-                        with whole_panel:
-                            emit(2, *strides)
-            return context.get_dummy_value()
-
-        return sig, codegen
+    if pair:
+        @intrinsic
+        def tile(typingctx, A, a0, lda, P, p0, C, c0, ldc, K, add, width, strided, a_ks, ldp, A2, a2_0, lda2, K1):
+            return types.void(A, *common, P, types.intp, C, *common, types.intp, types.boolean, types.intp,
+                              types.boolean, types.intp, types.intp, A2, *common, types.intp), codegen
+    else:
+        @intrinsic
+        def tile(typingctx, A, a0, lda, P, p0, C, c0, ldc, K, add, width, strided, a_ks, ldp):
+            return types.void(A, *common, P, types.intp, C, *common, types.intp, types.boolean, types.intp,
+                              types.boolean, types.intp, types.intp), codegen
 
     return tile
 
 
 _TILE_8, _TILE_4, _TILE_2, _TILE_1 = (_tile_intrinsic(MR) for MR in TILE_ROWS)
+_PAIR_8, _PAIR_4, _PAIR_2, _PAIR_1 = (_tile_intrinsic(MR, pair=True) for MR in TILE_ROWS)
 
 
 def no_panels(K: int, dtype: np.dtype) -> np.ndarray:
@@ -229,6 +252,46 @@ def _tiles(M, A, a0, lda, P, p0, C, c0, ldc, K, add, width, strided, a_ks, ldp):
         m += 2
     if m < M:
         _TILE_1(A, a0 + m * lda, lda, P, p0, C, c0 + m * ldc, ldc, K, add, width, strided, a_ks, ldp)
+
+
+@jit
+def _tiles_pair(M, A, a0, lda, A2, a2_0, lda2, K1, P, p0, C, c0, ldc, K, add, width):
+    """``_tiles`` with pair tiles: M rows of C (+)= [A, A2] P over one packed panel, its rows k < K1 multiplying A
+    and the others A2 (row r of A2 at a2_0 + r·lda2)."""
+    m = 0
+    while m + 8 <= M:
+        _PAIR_8(A, a0 + m * lda, lda, P, p0, C, c0 + m * ldc, ldc, K, add, width, False, 1, P.shape[2], A2,
+                a2_0 + m * lda2, lda2, K1)
+        m += 8
+    if m + 4 <= M:
+        _PAIR_4(A, a0 + m * lda, lda, P, p0, C, c0 + m * ldc, ldc, K, add, width, False, 1, P.shape[2], A2,
+                a2_0 + m * lda2, lda2, K1)
+        m += 4
+    if m + 2 <= M:
+        _PAIR_2(A, a0 + m * lda, lda, P, p0, C, c0 + m * ldc, ldc, K, add, width, False, 1, P.shape[2], A2,
+                a2_0 + m * lda2, lda2, K1)
+        m += 2
+    if m < M:
+        _PAIR_1(A, a0 + m * lda, lda, P, p0, C, c0 + m * ldc, ldc, K, add, width, False, 1, P.shape[2], A2,
+                a2_0 + m * lda2, lda2, K1)
+
+
+@jit
+def times_packed_pair(b0, b1, A1, A2, P, out, beta):
+    """Rows b0..b1: out (B, N) = [A1, A2] P + beta out, ``P = pack(W)`` of W (K1 + K2, N), with A1 (B, K1) and
+    A2 (B, K2) not joined in memory: the pair tiles sum over A1 for the panels' first K1 rows, then over A2, in
+    registers (a step's x_t W_ih^T + h̃_{t-1} W_hh^T: C stored once, no copy of [x_t, h̃_{t-1}]). As
+    ``times_packed`` otherwise."""
+    N, K, NR = out.shape[1], P.shape[1], P.shape[2]
+    if A1.shape[1] + A2.shape[1] != K or (N + NR - 1) // NR != P.shape[0]:
+        raise ValueError("times_packed_pair: A1, A2, P and out do not fit")
+    ldc, add, K1 = out.strides[0] // out.itemsize, beta != 0, A1.shape[1]
+    lda, lda2 = A1.strides[0] // A1.itemsize, A2.strides[0] // A2.itemsize
+    for r0 in range(b0, b1, ROW_BLOCK):
+        r1 = min(r0 + ROW_BLOCK, b1)
+        for q in range(P.shape[0]):  # the last panel may be narrow: its width, below NR, masks its stores
+            _tiles_pair(r1 - r0, A1, r0 * lda, lda, A2, r0 * lda2, lda2, K1, P, q * K * NR, out, r0 * ldc + q * NR, ldc,
+                        K, add, min(NR, N - q * NR))
 
 
 @jit
