@@ -72,23 +72,14 @@ def matmul(A: np.ndarray, B: np.ndarray, *, trans_a: bool = False, trans_b: bool
     return C if trans_a else C.reshape(*A.shape[:-1], C.shape[1])
 
 
-COMPILED_COPY_ROWS = (8, 32)  # row lengths (elements) for which ``time_major`` uses the compiled copy: there it
-# beats NumPy's strided copy, which pays per row (measured, float32: (64, 200, 8) 54 -> 18 µs, (64, 200, 16) 55 ->
-# 26); from about 64 elements on the two are even ((32, 100, 65) 30 / 27, (64, 100, 256) 454 / 468), and for rows
-# of 1 or 2 NumPy's copy is faster ((512, 50, 1) 6.5 against 25 µs)
-
-
 def time_major(x: np.ndarray) -> np.ndarray:
-    """A C-contiguous (T, B, D) copy of a batch-major ``x (B, T, D)``: the engine's compiled copy
-    (``_jit.time_major_copy``) for C-contiguous float rows of ``COMPILED_COPY_ROWS`` elements when the engine is
-    available, NumPy's otherwise."""
+    """A C-contiguous (T, B, D) copy of a batch-major ``x (B, T, D)``: the engine's (``_jit.time_major``, a compiled
+    copy for the row lengths where it beats NumPy's) for float32 and float64 when the engine is available; NumPy's
+    otherwise."""
     jit = _helper("_jit")
-    low, high = COMPILED_COPY_ROWS
-    if jit is None or not x.flags.c_contiguous or x.dtype not in (np.float32, np.float64) or not low <= x.shape[2] <= high:
+    if jit is None or x.dtype not in (np.float32, np.float64):
         return np.ascontiguousarray(x.transpose(1, 0, 2))
-    out = jit.aligned_empty((x.shape[1], x.shape[0], x.shape[2]), x.dtype)
-    jit.time_major_copy(x, out)
-    return out
+    return jit.time_major(x)
 
 
 def column_sums(X: np.ndarray) -> np.ndarray:
