@@ -52,9 +52,14 @@ def check_float_array(
         if x.ndim != len(shape) or any(s is not None and s != d for s, d in zip(shape, x.shape)):
             raise ShapeError(f"{name} must have shape {expected} (* = any), got {x.shape}")
     if not allow_nonfinite and not np.isfinite(x).all():
-        bad = int(np.size(x) - np.isfinite(x).sum())
-        raise DataError(f"{name} contains {bad} NaN or Inf value(s); clean or impute the data first")
+        raise nonfinite_error(x, name)
     return x
+
+
+def nonfinite_error(x: np.ndarray, name: str) -> DataError:
+    """The error for an array ``x`` found to hold NaN or Inf: how many, and the fix."""
+    bad = int(np.size(x) - np.isfinite(x).sum())
+    return DataError(f"{name} contains {bad} NaN or Inf value(s); clean or impute the data first")
 
 
 def check_lengths(lengths: Any, batch: int, time: int, name: str = "lengths") -> np.ndarray:

@@ -50,9 +50,12 @@ def test_check_finite_false_skips_only_the_scans(ref, mod):
         np.testing.assert_allclose(clean[k], expected[k], rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("engine", ["numpy", "auto"])
 @pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
-def test_layer_scans_once_and_tells_its_cells(cell, monkeypatch):
-    layer = Recurrent(cell, 3, 4, num_layers=2, engine="numpy", seed=0)
+def test_layer_scans_once_and_tells_its_cells(cell, engine, monkeypatch):
+    """The layer checks x and dout (a training forward and a backward on their time-major copies, in the same pass),
+    then tells its cells not to scan them again."""
+    layer = Recurrent(cell, 3, 4, num_layers=2, engine=engine, seed=0)
     seen = []
     for name in ("forward", "infer", "backward"):
         original = getattr(layer.module, name)
@@ -63,9 +66,14 @@ def test_layer_scans_once_and_tells_its_cells(cell, monkeypatch):
     layer.forward(x, cache=False)
     assert sorted(set(seen)) == [("backward", False), ("forward", False), ("infer", False)] and len(seen) == 6
     x[0, 1, 2] = np.nan
-    with pytest.raises(DataError, match="x contains 1 NaN or Inf"):
-        layer.forward(x, training=True)
+    for cache in (True, False):
+        with pytest.raises(DataError, match="x contains 1 NaN or Inf"):
+            layer.forward(x, cache=cache)
     dout = np.ones_like(layer.forward(np.nan_to_num(x), training=True))
-    dout[1, 3, 0] = np.nan
+    dout[1, 3, 0] = np.inf
     with pytest.raises(DataError, match="dout contains 1 NaN or Inf"):
         layer.backward(dout)
+    last = Recurrent(cell, 3, 4, return_sequences=False, engine=engine, seed=0)
+    last.forward(np.nan_to_num(x), training=True)
+    with pytest.raises(DataError, match="dout contains 1 NaN or Inf"):
+        last.backward(np.array([[np.nan, 0, 0, 0], [0, 0, 0, 0]], np.float32))

@@ -14,6 +14,7 @@ numba = pytest.importorskip("numba")
 
 from rnnkit.cells import fast
 from rnnkit.cells.fast import _blas
+from rnnkit.errors import DataError
 
 TOL = {np.float64: 1e-12, np.float32: 1e-5}
 
@@ -207,17 +208,35 @@ def test_without_numpys_openblas_the_engine_falls_back(monkeypatch):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("features", [1, 2, 8, 16, 32, 65])
 def test_time_major_copies_batch_major_inputs(features, dtype, monkeypatch):
-    """fast.time_major: a contiguous (T, B, D) copy of x (B, T, D), through the compiled copy for rows of 8-64
-    elements (where it beats NumPy's) and NumPy's otherwise, also for inputs that are not C-contiguous."""
+    """fast.time_major: a contiguous (T, B, D) copy of x (B, T, D), through the compiled copy for rows of 8 elements
+    or more (where it beats NumPy's) and NumPy's otherwise, also for inputs that are not C-contiguous."""
     from rnnkit.cells.fast import _jit
 
     compiled = []
     copy = _jit.time_major_copy
     monkeypatch.setattr(_jit, "time_major_copy", lambda *a: compiled.append(1) or copy(*a))
     x = np.random.default_rng(6).standard_normal((5, 7, features)).astype(dtype)
-    for source, expect_compiled in ((x, 8 <= features <= 64), (x[::-1], False)):
+    for source, expect_compiled in ((x, features >= 8), (x[::-1], False)):
         compiled.clear()
         out = fast.time_major(source)
         assert out.flags.c_contiguous and out.dtype == dtype and bool(compiled) == expect_compiled
         np.testing.assert_array_equal(out, source.transpose(1, 0, 2))
         assert not np.shares_memory(out, source)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("features", [2, 16, 65])
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_time_major_checks_finiteness_when_named(features, dtype, bad):
+    """fast.time_major(x, name) rejects NaN and ±Inf anywhere (first and last element, and the middle), naming x
+    and counting them, on the compiled copy and on NumPy's (a reversed view); without a name it copies them."""
+    x = np.random.default_rng(7).uniform(-1e30, 1e30, (5, 7, features)).astype(dtype)  # large, finite
+    for source in (x, x[::-1]):
+        np.testing.assert_array_equal(fast.time_major(source, "x"), source.transpose(1, 0, 2))
+    for where in ((0, 0, 0), (4, 6, features - 1), (2, 3, features // 2)):
+        y = x.copy()
+        y[where] = bad
+        for source in (y, y[::-1]):
+            with pytest.raises(DataError, match="^x contains 1 NaN or Inf value"):
+                fast.time_major(source, "x")
+            np.testing.assert_array_equal(fast.time_major(source), source.transpose(1, 0, 2))

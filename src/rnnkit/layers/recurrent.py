@@ -246,8 +246,8 @@ class Recurrent(Layer):
 
     # ---- boundary checks ----------------------------------------------------------------
 
-    def _check_x(self, x: Any, name: str, ndim: int) -> np.ndarray:
-        x = check_float_array(x, name, ndim=ndim, dtype=self.dtype)
+    def _check_x(self, x: Any, name: str, ndim: int, finite: bool = True) -> np.ndarray:
+        x = check_float_array(x, name, ndim=ndim, dtype=self.dtype, allow_nonfinite=not finite)
         layout = "(batch, time, input_size)" if ndim == 3 else "(batch, input_size)"
         if x.shape[-1] != self.input_size or 0 in x.shape:
             raise ShapeError(
@@ -313,14 +313,14 @@ class Recurrent(Layer):
         """
         if training and not cache:
             raise ConfigError("training=True needs cache=True: a training forward keeps what backward() uses")
-        x = self._check_x(x, "x", 3)
+        x = self._check_x(x, "x", 3, finite=not cache)  # with the cache, its time-major copy checks x
         batch, time, _ = x.shape
         lengths = self._resolve_lengths(lengths, mask, batch, time)
         states0 = self._split_state(state0, batch, "state0")
         rev = reverse_index(lengths, time)
         # (T, B, D), time-major: a view for inference (the cells read its rows in place), a copy of its own for the
-        # cache of a training forward
-        seq = fast.time_major(x) if cache else x.transpose(1, 0, 2)
+        # cache of a training forward, scanned for NaN/Inf as it is made
+        seq = fast.time_major(x, "x") if cache else x.transpose(1, 0, 2)
         caches, final, drop_masks = [], [], []
         for k in range(self.num_layers):
             drop = None
@@ -365,10 +365,10 @@ class Recurrent(Layer):
         batch, time = self._cache["shape"]
         dirs = self.num_directions
         out_shape = (batch, time, self.output_size) if self.return_sequences else (batch, self.output_size)
-        dout = check_float_array(dout, "dout", shape=out_shape, dtype=self.dtype)
+        dout = check_float_array(dout, "dout", shape=out_shape, dtype=self.dtype, allow_nonfinite=self.return_sequences)
         dstates = self._split_state(dstate, batch, "dstate")
-        if self.return_sequences:
-            dseq = dout.transpose(1, 0, 2)  # (T, B, M)
+        if self.return_sequences:  # (T, B, M), scanned for NaN/Inf as it is copied: the cells read it in place
+            dseq = fast.time_major(dout, "dout")
         else:  # the last output is the final h of the top layer's directions
             dseq = None
             for d, dh in enumerate(split_directions(dout, self.merge_mode, dirs)):

@@ -20,6 +20,8 @@ from types import ModuleType
 
 import numpy as np
 
+from ..._validation import nonfinite_error
+
 FAMILIES = ("rnn", "gru", "lstm")
 
 
@@ -72,14 +74,18 @@ def matmul(A: np.ndarray, B: np.ndarray, *, trans_a: bool = False, trans_b: bool
     return C if trans_a else C.reshape(*A.shape[:-1], C.shape[1])
 
 
-def time_major(x: np.ndarray) -> np.ndarray:
+def time_major(x: np.ndarray, name: str | None = None) -> np.ndarray:
     """A C-contiguous (T, B, D) copy of a batch-major ``x (B, T, D)``: the engine's (``_jit.time_major``, a compiled
     copy for the row lengths where it beats NumPy's) for float32 and float64 when the engine is available; NumPy's
-    otherwise."""
+    otherwise. ``name``: also check that every element is finite (``DataError`` naming it), in the same pass
+    where the engine copies."""
     jit = _helper("_jit")
     if jit is None or x.dtype not in (np.float32, np.float64):
-        return np.ascontiguousarray(x.transpose(1, 0, 2))
-    return jit.time_major(x)
+        copy = np.ascontiguousarray(x.transpose(1, 0, 2))
+        if name is not None and not np.isfinite(copy).all():
+            raise nonfinite_error(copy, name)
+        return copy
+    return jit.time_major(x, name)
 
 
 def column_sums(X: np.ndarray) -> np.ndarray:

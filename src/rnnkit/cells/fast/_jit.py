@@ -24,7 +24,7 @@ import numpy as np
 from numba import types
 from numba.extending import intrinsic, overload
 
-from ..._validation import check_lengths
+from ..._validation import check_lengths, nonfinite_error
 
 jit = functools.partial(numba.njit, cache=True, error_model="numpy", nogil=True, fastmath={"contract"})
 
@@ -150,31 +150,58 @@ def aligned_copy(a: np.ndarray) -> np.ndarray:
 
 @jit
 def time_major_copy(batch_major, out):
-    """out (T, B, R) = batch_major (B, T, R) with its axes 0 and 1 swapped, ``batch_major`` C-contiguous: one
-    compiled loop in the order of ``out``, whose rows of R it writes whole (NumPy's strided copy pays about 10 ns
-    per row of 16 floats: (64, 200, 16) 51 µs; this loop 21, and 457 against 480 µs at (512, 50, 64))."""
+    """out (T, B, R) = batch_major (B, T, R) with its axes 0 and 1 swapped, ``batch_major`` C-contiguous; returns
+    whether every element is finite (checked on each step of ``out`` while it is in the cache: the input is read
+    once).
+
+    One compiled loop in the order of ``out``, whose rows of R it writes whole (NumPy's strided copy pays
+    about 10 ns per row of 16 floats: (64, 200, 16) 51 µs; this loop 21, and 457 against 480 µs at
+    (512, 50, 64)).
+    """
+    nonfinite = out.dtype.type(0)
     for t in range(out.shape[0]):
         for b in range(out.shape[1]):
             for j in range(out.shape[2]):
                 out[t, b, j] = batch_major[b, t, j]
+        nonfinite += _zero_sum(out[t].reshape(-1))
+    return nonfinite == 0
 
 
-COMPILED_COPY_ROWS = (8, 64)  # row lengths (elements) for which ``time_major`` uses the compiled copy: there it
-# beats NumPy's strided copy, which pays per row (measured, float32, (B, T, R): (64, 200, 8) 54 -> 18 µs,
-# (64, 200, 16) 55 -> 26, (512, 50, 64) 480 -> 457); from about 64 elements on the two are even ((32, 100, 65)
-# 30 / 27, (64, 100, 256) 454 / 468), and for rows of 1 or 2 NumPy's copy is faster ((512, 50, 1) 6.5 against 25 µs)
+@numba.njit(cache=True, error_model="numpy", nogil=True, fastmath={"reassoc", "contract"})
+def _zero_sum(v):
+    """Σ_i 0·v_i: 0 when every element of ``v`` (1-D) is finite, NaN when one is NaN or ±Inf (Inf·0 is NaN, and NaN
+    survives any order of additions, so the sum may be reassociated into vectors)."""
+    zero = v.dtype.type(0)
+    total = zero
+    for i in range(v.shape[0]):
+        total += v[i] * zero
+    return total
 
 
-def time_major(batch_major: np.ndarray) -> np.ndarray:
+COMPILED_COPY_MIN_ROW = 8  # row length (elements) from which ``time_major`` uses the compiled copy: there it beats
+# NumPy's strided copy, which pays per row (measured, float32, (B, T, R): (64, 200, 8) 54 -> 18 µs, (64, 200, 16)
+# 55 -> 26, (512, 50, 64) 480 -> 457), is even with it on longer rows ((32, 100, 65) 30 / 27, (64, 100, 256)
+# 454 / 468) and checks finiteness on the way; for rows of 1 or 2 NumPy's copy is faster ((512, 50, 1) 6.5
+# against 25 µs)
+
+
+def time_major(batch_major: np.ndarray, name: str | None = None) -> np.ndarray:
     """An aligned C-contiguous (T, B, R) copy of ``batch_major (B, T, R)``: ``time_major_copy`` for C-contiguous
-    rows of ``COMPILED_COPY_ROWS`` elements, NumPy's copy otherwise (any layout)."""
+    rows of ``COMPILED_COPY_MIN_ROW`` elements or more, NumPy's copy otherwise (any layout).
+
+    ``name``: also check that every element is finite, raising the ``DataError`` of ``check_float_array``
+    that names it; the compiled copy checks as it copies, so the array is read once (a training step's
+    input and output gradient, read from beyond the L2 cache after the time loops).
+    """
     B, T, R = batch_major.shape
     out = aligned_empty((T, B, R), batch_major.dtype)
-    low, high = COMPILED_COPY_ROWS
-    if batch_major.flags.c_contiguous and low <= R <= high:
-        time_major_copy(batch_major, out)
+    if batch_major.flags.c_contiguous and R >= COMPILED_COPY_MIN_ROW:
+        finite = time_major_copy(batch_major, out)
     else:
         out[...] = batch_major.transpose(1, 0, 2)
+        finite = name is None or np.isfinite(out).all()
+    if name is not None and not finite:
+        raise nonfinite_error(batch_major, name)
     return out
 
 
