@@ -198,9 +198,9 @@ def test_whole_vectors_only_where_they_fit():
 @pytest.mark.parametrize("mod, cfg", [(rnn, {}), (gru, {"reset_after": False}), (lstm, LSTM_OPTIONS["everything"])])
 def test_parity_input_sizes(mod, cfg, input_size, dtype, loop_path, step_gradients):
     """One feature (a (1, G·H) weight, whose row stride NumPy may set to anything, and OpenBLAS's weak spot),
-    8 and 17: the fast LSTM's three ways to a step's products (one on [x_t, h̃_{t-1}] up to
-    STEPWISE_PROJECTION_MAX_D features; above it two per step in inference and x W_ih^T as one GEMM before
-    the loop in training)."""
+    8 and 17: the fast LSTM's two ways to a step's products (one on [x_t, h̃_{t-1}] up to
+    STEPWISE_PROJECTION_MAX_D features, two per step above), and the GRU's and RNN's input projection inside
+    the loop and as one GEMM before it (training with more features than their STEPWISE_PROJECTION_MAX_D)."""
     config = {rnn: rnn.RNNConfig, gru: gru.GRUConfig, lstm: lstm.LSTMConfig}[mod]
     _assert_parity(mod, config(input_size, 5, **cfg), dtype, np.random.default_rng(3), masked=True)
 
