@@ -206,6 +206,24 @@ def test_parity_input_sizes(mod, cfg, input_size, dtype, loop_path, step_gradien
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("input_size", [3, 17])
+def test_lstm_input_projection_as_one_gemm(input_size, dtype, loop_path, step_gradients, monkeypatch):
+    """A W_ih larger than STEPWISE_PROJECTION_MAX_BYTES (lowered here) gets x W_ih^T as one GEMM before the loop in
+    training and inference (above STEPWISE_PROJECTION_MAX_D features; with fewer, one product per step on
+    [x_t, h̃_{t-1}] whatever its size), also on the time-major view of a batch-major x that a layer's inference
+    passes."""
+    fast_lstm = FAST[lstm]
+    monkeypatch.setattr(fast_lstm, "STEPWISE_PROJECTION_MAX_BYTES", 0)
+    cfg = lstm.LSTMConfig(input_size, 5, **LSTM_OPTIONS["everything"])
+    _assert_parity(lstm, cfg, dtype, np.random.default_rng(3), masked=True)
+    p = lstm.init_params(cfg, np.random.default_rng(4), dtype)  # random weights and biases
+    x = np.random.default_rng(6).standard_normal((4, 7, input_size)).astype(dtype)  # (B, T, D)
+    y, state = fast_lstm.infer(p, cfg, x.transpose(1, 0, 2))
+    _assert_close({"infer": (y, state)}, {"infer": lstm.infer(p, cfg, np.ascontiguousarray(x.transpose(1, 0, 2)))},
+                  dtype, None)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("mod, cfg", [(rnn, rnn.RNNConfig(3, 37)), (gru, gru.GRUConfig(3, 37, reset_after=False)),
                                       (gru, gru.GRUConfig(3, 37)), (lstm, lstm.LSTMConfig(3, 37, **LSTM_OPTIONS["everything"]))])
 def test_parity_on_every_tile(mod, cfg, dtype, loop_path, step_gradients):

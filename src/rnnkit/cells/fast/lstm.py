@@ -11,10 +11,10 @@ multiply by weights packed once per call (``_kernel.pack``, ``_kernel.times_pack
               -> rec = da_t W_hh [-> add_step_gradients: dx_t, dW_ih, dW_hh, db]
 
 Rows of a batch never meet inside the loop, so ``_blas.run_split`` runs one loop per block of rows,
-one block per BLAS thread, in parallel. The input projection x_t W_ih^T is a product per step inside the loop
-(one GEMM over all T·B rows before it wrote a (T, B, 4H) array beyond the cache, read back by the loop), with
-few features one product on [x_t, h̃_{t-1}] whose two parts stay apart in memory
-(``_kernel.times_packed_pair``). When the weight gradients fit in
+one block per BLAS thread, in parallel. The input projection x_t W_ih^T is a product per step inside the loop,
+with few features one product on [x_t, h̃_{t-1}] whose two parts stay apart in memory
+(``_kernel.times_packed_pair``); only a W_ih larger than ``STEPWISE_PROJECTION_MAX_BYTES``, which a step's
+product would read again every step, gets one GEMM over all T·B rows before the loop. When the weight gradients fit in
 the cache, the backward loop computes ``dx_t`` and adds each step's x_t^T da_t, h̃_{t-1}^T da_t and
 Σ_b da_t to dW_ih, dW_hh and db while ``da_t`` is in the cache (``_gradients``): no (T, B, 4H) array
 ``da`` is written or read back (a training step at (B, T, D, H) = (512, 50, 1, 64): 27.5 → 24.4 ms
@@ -410,10 +410,13 @@ def _cell_backward(b0, b1, t, lengths, dm, dc, gates, c_prev, c_t, c_raw, w_ci, 
 
 STEPWISE_PROJECTION_MAX_D = 16  # input sizes up to which a step's products are one, [x_t, h̃_{t-1}] [W_ih, W_hh]^T
 # (times_packed_pair); above it two products per step, the second added on (one product on [x_t, h̃_{t-1}] there:
-# (32, 65) and (32, 128) times 512 columns 29.5-31.2 -> 32.3-33.4 µs). Training projects step by step too: one GEMM
-# x W_ih^T before the loop wrote (T, B, 4H) beyond the cache, which the loop read back (a training step on one
-# core, alternated: (32, 100, 65, 128) 19.8 -> 18.9 ms, (64, 100, 65, 256) 129 -> 123, (32, 100, 65, 512) 208 -> 202;
-# (64, 100, 256, 1024) even)
+# (32, 65) and (32, 128) times 512 columns 29.5-31.2 -> 32.3-33.4 µs)
+STEPWISE_PROJECTION_MAX_BYTES = 1 << 20  # sizes of W_ih up to which x_t W_ih^T is a product per step, in training
+# and inference; above it x W_ih^T is one GEMM over all T·B rows before the loop. A step's product reads W_ih
+# again every step, the GEMM writes a (T, B, 4H) array beyond the cache that the loop reads back; measured
+# on one core, old and new code alternated: 532 KB ((32, 100, 65, 512)) per step, inference 61.6 against 71.8
+# ms, training 203 against 205; 133 and 266 KB, training 18.9 against 19.9 ms and 123 against 129; 4 MB
+# ((64, 100, 256, 1024)) one GEMM, inference 539 against 594 ms, training 1.78-1.88 against 1.88-1.95 s
 
 
 @jit
@@ -421,13 +424,15 @@ def _forward_rows(b0, b1, x, P_xh, P_ih, bias, alpha, P_hh, P_hr, rec_mask, mask
                   cell_clip, proj_clip, gates, hs, cs, c_raw, h_raw, tanh_c, m, y, xh):
     """The forward time loop over rows b0..b1 (see the module docstring).
 
-    A step's pre-activations x_t W_ih^T + h̃_{t-1} W_hh^T come from one of two sources, by the packed
+    A step's pre-activations x_t W_ih^T + h̃_{t-1} W_hh^T come from one of three sources, by the packed
     weights that have panels (the others have none):
 
     - ``P_xh``, [W_ih, W_hh]^T packed (few input features): one product on [x_t, h̃_{t-1}], the two not
       joined in memory (``times_packed_pair``);
     - ``P_ih`` and ``P_hh``, W_ih^T and W_hh^T packed (more input features): two products, the second added
-      on.
+      on;
+    - ``P_hh`` alone (a large W_ih): ``gates`` already hold x_t W_ih^T for every step (one GEMM before the
+      loop), and h̃_{t-1} W_hh^T is added on.
 
     h̃_{t-1} is h_{t-1} itself, or h_{t-1} ⊙ rec_mask in the scratch ``xh (B, R)``.
 
@@ -443,7 +448,8 @@ def _forward_rows(b0, b1, x, P_xh, P_ih, bias, alpha, P_hh, P_hr, rec_mask, mask
         if P_xh.shape[0] > 0:
             times_packed_pair(b0, b1, x[t], masked_state(b0, b1, h, masked, rec_mask, xh), P_xh, a, 0.0)
         else:
-            times_packed(b0, b1, x[t], P_ih, a, 0.0)
+            if P_ih.shape[0] > 0:
+                times_packed(b0, b1, x[t], P_ih, a, 0.0)
             times_packed(b0, b1, masked_state(b0, b1, h, masked, rec_mask, xh), P_hh, a, 1.0)  # + h̃_{t-1} W_hh^T
         h_raw_t, c_raw_t, m_t = h_raw[t % len(h_raw)], c_raw[t % len(c_raw)], m[t % len(m)]
         c_t = cs[(t + 1) % len(cs)]
@@ -625,11 +631,18 @@ def _run(p: dict[str, np.ndarray], cfg: LSTMConfig, x: np.ndarray, h0: np.ndarra
     b[H:2 * H] += cfg.forget_bias  # TF1: a constant on the forget pre-activation
     steps = T if keep else 1  # steps of the per-step arrays held at once
     W_ih, W_hh = p["W_ih"], p["W_hh"]
+    P_xh, P_ih = no_panels(D + R, dtype), no_panels(D, dtype)
     if D <= STEPWISE_PROJECTION_MAX_D:  # one product per step on [x_t, h̃_{t-1}]
-        P_xh, P_ih, P_hh = pack(np.concatenate([W_ih, W_hh], axis=1), True), no_panels(D, dtype), no_panels(R, dtype)
-    else:  # two products per step
-        P_xh, P_ih, P_hh = no_panels(D + R, dtype), pack(W_ih, True), pack(W_hh, True)
-    gates, xh = aligned_empty((steps, B, 4 * H), dtype), aligned_empty((B, R), dtype)
+        P_xh, P_hh = pack(np.concatenate([W_ih, W_hh], axis=1), True), no_panels(R, dtype)
+    elif W_ih.nbytes <= STEPWISE_PROJECTION_MAX_BYTES:  # two products per step
+        P_ih, P_hh = pack(W_ih, True), pack(W_hh, True)
+    else:  # (T, B, 4H): x_t W_ih^T from one GEMM, then the recurrent product added on and i, f, g, o in place
+        P_hh = pack(W_hh, True)
+    if P_ih.shape[0] or P_xh.shape[0]:
+        gates = aligned_empty((steps, B, 4 * H), dtype)
+    else:
+        gates = matmul(x.reshape(T * B, D), W_ih, trans_b=True).reshape(T, B, 4 * H)
+    xh = aligned_empty((B, R), dtype)
     hs, cs = aligned_empty((steps + 1, B, R), dtype), aligned_empty((steps + 1, B, H), dtype)  # carried h_0..T, c_0..T
     hs[0], cs[0] = h0, c0
     # c_t before its clip and the step's h before its clip: kept for every step only when a clip needs them
