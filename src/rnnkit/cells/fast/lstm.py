@@ -13,13 +13,13 @@ multiply by weights packed once per call (``_kernel.pack``, ``_kernel.times_pack
 Rows of a batch never meet inside the loop, so ``_blas.run_split`` runs one loop per block of rows,
 one block per BLAS thread, in parallel. The input projection x_t W_ih^T is a product per step inside the loop,
 with few features one product on [x_t, h̃_{t-1}] whose two parts stay apart in memory
-(``_kernel.times_packed_pair``); only a W_ih larger than ``STEPWISE_PROJECTION_MAX_BYTES``, which a step's
-product would read again every step, gets one GEMM over all T·B rows before the loop. When the weight gradients fit in
-the cache, the backward loop computes ``dx_t`` and adds each step's x_t^T da_t, h̃_{t-1}^T da_t and
-Σ_b da_t to dW_ih, dW_hh and db while ``da_t`` is in the cache (``_gradients``): no (T, B, 4H) array
-``da`` is written or read back (a training step at (B, T, D, H) = (512, 50, 1, 64): 27.5 → 24.4 ms
-on one core, (64, 200, 8, 16): 3.28 → 2.76). Larger weights get them as single GEMMs over all T·B
-rows after the loop (``_blas.matmul``). ``infer`` keeps one step of the gates and two of the state (alternating)
+(``_kernel.times_packed_pair``); a W_ih larger than ``STEPWISE_PROJECTION_MAX_BYTES``, which a step's product
+would read again every step, gets one GEMM over all T·B rows before the loop (but in inference on several
+threads). When the weight gradients fit in the cache, the backward loop computes ``dx_t`` and adds each step's
+x_t^T da_t, h̃_{t-1}^T da_t and Σ_b da_t to dW_ih, dW_hh and db while ``da_t`` is in the cache (``_gradients``):
+no (T, B, 4H) array ``da`` is written or read back (a training step at (B, T, D, H) = (512, 50, 1, 64): 27.5 →
+24.4 ms on one core, (64, 200, 8, 16): 3.28 → 2.76). Larger weights get them as single GEMMs over all T·B rows
+after the loop (``_blas.matmul``). ``infer`` keeps one step of the gates and two of the state (alternating)
 instead of all of them.
 
 Each kernel loop writes one array (LLVM then vectorises it along the units). For float32 with H (and
@@ -411,12 +411,14 @@ def _cell_backward(b0, b1, t, lengths, dm, dc, gates, c_prev, c_t, c_raw, w_ci, 
 STEPWISE_PROJECTION_MAX_D = 16  # input sizes up to which a step's products are one, [x_t, h̃_{t-1}] [W_ih, W_hh]^T
 # (times_packed_pair); above it two products per step, the second added on (one product on [x_t, h̃_{t-1}] there:
 # (32, 65) and (32, 128) times 512 columns 29.5-31.2 -> 32.3-33.4 µs)
-STEPWISE_PROJECTION_MAX_BYTES = 1 << 20  # sizes of W_ih up to which x_t W_ih^T is a product per step, in training
-# and inference; above it x W_ih^T is one GEMM over all T·B rows before the loop. A step's product reads W_ih
-# again every step, the GEMM writes a (T, B, 4H) array beyond the cache that the loop reads back; measured
-# on one core, old and new code alternated: 532 KB ((32, 100, 65, 512)) per step, inference 61.6 against 71.8
-# ms, training 203 against 205; 133 and 266 KB, training 18.9 against 19.9 ms and 123 against 129; 4 MB
-# ((64, 100, 256, 1024)) one GEMM, inference 539 against 594 ms, training 1.78-1.88 against 1.88-1.95 s
+STEPWISE_PROJECTION_MAX_BYTES = 1 << 20  # sizes of W_ih up to which x_t W_ih^T is a product per step; above it
+# x W_ih^T is one GEMM over all T·B rows before the loop, except in an inference split over threads. A step's
+# product reads W_ih again every step; the GEMM writes a (T, B, 4H) array beyond the cache that the loop reads
+# back, an array that training keeps anyway and inference otherwise does without. Measured, old and new code
+# alternated: 532 KB ((32, 100, 65, 512), one core) per step, inference 61.6 against 71.8 ms, training 203 against
+# 205; 133 and 266 KB, training 18.9 against 19.9 ms and 123 against 129; 4 MB ((64, 100, 256, 1024)) one GEMM:
+# one core, inference 539 against 594 ms, training 1.78-1.88 against 1.88-1.95 s; two threads, training 862
+# against 896 ms, but inference 299 against 284 (per step)
 
 
 @jit
@@ -631,11 +633,12 @@ def _run(p: dict[str, np.ndarray], cfg: LSTMConfig, x: np.ndarray, h0: np.ndarra
     b[H:2 * H] += cfg.forget_bias  # TF1: a constant on the forget pre-activation
     steps = T if keep else 1  # steps of the per-step arrays held at once
     W_ih, W_hh = p["W_ih"], p["W_hh"]
+    macs = T * B * (4 * H * (R + D) + P * H)  # the products of all steps
     P_xh, P_ih = no_panels(D + R, dtype), no_panels(D, dtype)
     if D <= STEPWISE_PROJECTION_MAX_D:  # one product per step on [x_t, h̃_{t-1}]
         P_xh, P_hh = pack(np.concatenate([W_ih, W_hh], axis=1), True), no_panels(R, dtype)
-    elif W_ih.nbytes <= STEPWISE_PROJECTION_MAX_BYTES:  # two products per step
-        P_ih, P_hh = pack(W_ih, True), pack(W_hh, True)
+    elif W_ih.nbytes <= STEPWISE_PROJECTION_MAX_BYTES or not keep and len(split_rows(B, macs=macs)) > 1:
+        P_ih, P_hh = pack(W_ih, True), pack(W_hh, True)  # two products per step
     else:  # (T, B, 4H): x_t W_ih^T from one GEMM, then the recurrent product added on and i, f, g, o in place
         P_hh = pack(W_hh, True)
     if P_ih.shape[0] or P_xh.shape[0]:
@@ -652,7 +655,6 @@ def _run(p: dict[str, np.ndarray], cfg: LSTMConfig, x: np.ndarray, h0: np.ndarra
     y = aligned_empty((T, B, R), dtype)
     m = aligned_empty((steps, B, H), dtype) if P else h_raw  # o ⊙ tanh(c), the projection's input
     mask = aligned_full((B, R), 1, dtype) if rec_mask is None else np.ascontiguousarray(rec_mask)
-    macs = T * B * (4 * H * (R + D) + P * H)  # the products of all steps
     run_split(_forward_rows, B, x, P_xh, P_ih, b, _joint_alpha(cfg, dtype), P_hh, _packed_projection(p, cfg, True), mask,
               rec_mask is not None, lengths, *_options(p, cfg), gates, hs, cs, c_raw, h_raw, tanh_c, m, y, xh, macs=macs,
               parallel=_forward_blocks)
