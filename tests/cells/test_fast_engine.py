@@ -209,9 +209,9 @@ def test_parity_input_sizes(mod, cfg, input_size, dtype, loop_path, step_gradien
 @pytest.mark.parametrize("input_size", [3, 17])
 def test_lstm_input_projection_as_one_gemm(input_size, dtype, loop_path, step_gradients, monkeypatch):
     """A W_ih larger than STEPWISE_PROJECTION_MAX_BYTES (lowered here) gets x W_ih^T as one GEMM before the loop in
-    training and in inference on one row block (above STEPWISE_PROJECTION_MAX_D features; with fewer, one product
-    per step on [x_t, h̃_{t-1}] whatever its size), also on the time-major view of a batch-major x that a layer's
-    inference passes."""
+    training (above STEPWISE_PROJECTION_MAX_D features; with fewer, one product per step on [x_t, h̃_{t-1}]
+    whatever its size); inference keeps a product per step, also on the time-major view of a batch-major x that
+    a layer's inference passes."""
     fast_lstm = FAST[lstm]
     monkeypatch.setattr(fast_lstm, "STEPWISE_PROJECTION_MAX_BYTES", 0)
     cfg = lstm.LSTMConfig(input_size, 5, **LSTM_OPTIONS["everything"])

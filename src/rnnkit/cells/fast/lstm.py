@@ -13,9 +13,8 @@ multiply by weights packed once per call (``_kernel.pack``, ``_kernel.times_pack
 Rows of a batch never meet inside the loop, so ``_blas.run_split`` runs one loop per block of rows,
 one block per BLAS thread, in parallel. The input projection x_t W_ih^T is a product per step inside the loop,
 with few features one product on [x_t, h̃_{t-1}] whose two parts stay apart in memory
-(``_kernel.times_packed_pair``); a W_ih larger than ``STEPWISE_PROJECTION_MAX_BYTES``, which a step's product
-would read again every step, gets one GEMM over all T·B rows before the loop (but in inference on several
-threads). When the weight gradients fit in the cache, the backward loop computes ``dx_t`` and adds each step's
+(``_kernel.times_packed_pair``); in training a W_ih larger than ``STEPWISE_PROJECTION_MAX_BYTES``, which a
+step's product would read again every step, gets one GEMM over all T·B rows before the loop. When the weight gradients fit in the cache, the backward loop computes ``dx_t`` and adds each step's
 x_t^T da_t, h̃_{t-1}^T da_t and Σ_b da_t to dW_ih, dW_hh and db while ``da_t`` is in the cache (``_gradients``):
 no (T, B, 4H) array ``da`` is written or read back (a training step at (B, T, D, H) = (512, 50, 1, 64): 27.5 →
 24.4 ms on one core, (64, 200, 8, 16): 3.28 → 2.76). Larger weights get them as single GEMMs over all T·B rows
@@ -411,14 +410,14 @@ def _cell_backward(b0, b1, t, lengths, dm, dc, gates, c_prev, c_t, c_raw, w_ci, 
 STEPWISE_PROJECTION_MAX_D = 16  # input sizes up to which a step's products are one, [x_t, h̃_{t-1}] [W_ih, W_hh]^T
 # (times_packed_pair); above it two products per step, the second added on (one product on [x_t, h̃_{t-1}] there:
 # (32, 65) and (32, 128) times 512 columns 29.5-31.2 -> 32.3-33.4 µs)
-STEPWISE_PROJECTION_MAX_BYTES = 1 << 20  # sizes of W_ih up to which x_t W_ih^T is a product per step; above it
-# x W_ih^T is one GEMM over all T·B rows before the loop, except in an inference split over threads. A step's
-# product reads W_ih again every step; the GEMM writes a (T, B, 4H) array beyond the cache that the loop reads
-# back, an array that training keeps anyway and inference otherwise does without. Measured, old and new code
-# alternated: 532 KB ((32, 100, 65, 512), one core) per step, inference 61.6 against 71.8 ms, training 203 against
-# 205; 133 and 266 KB, training 18.9 against 19.9 ms and 123 against 129; 4 MB ((64, 100, 256, 1024)) one GEMM:
-# one core, inference 539 against 594 ms, training 1.78-1.88 against 1.88-1.95 s; two threads, training 862
-# against 896 ms, but inference 299 against 284 (per step)
+STEPWISE_PROJECTION_MAX_BYTES = 1 << 20  # sizes of W_ih up to which a training forward computes x_t W_ih^T as a
+# product per step; above it as one GEMM over all T·B rows before the loop, into the (T, B, 4H) gates that
+# training keeps anyway (a step's product reads W_ih again every step). Measured, old and new code alternated:
+# 133, 266 and 532 KB ((32, 100, 65, 128), (64, 100, 65, 256), (32, 100, 65, 512), one core) per step, 18.9
+# against 19.9 ms, 123 against 129, 203 against 208; 4 MB ((64, 100, 256, 1024)) one GEMM, 1.78-1.88 against
+# 1.88-1.95 s on one core and 862 against 896 ms on two. Inference always projects step by step: its memory
+# stays independent of T (one GEMM first measured 7-9 % faster on one core at 4 MB, 5 % slower on two, and
+# costs T·B·4H floats: 105 MB there)
 
 
 @jit
@@ -433,8 +432,8 @@ def _forward_rows(b0, b1, x, P_xh, P_ih, bias, alpha, P_hh, P_hr, rec_mask, mask
       joined in memory (``times_packed_pair``);
     - ``P_ih`` and ``P_hh``, W_ih^T and W_hh^T packed (more input features): two products, the second added
       on;
-    - ``P_hh`` alone (a large W_ih): ``gates`` already hold x_t W_ih^T for every step (one GEMM before the
-      loop), and h̃_{t-1} W_hh^T is added on.
+    - ``P_hh`` alone (training with a large W_ih): ``gates`` already hold x_t W_ih^T for every step (one GEMM
+      before the loop), and h̃_{t-1} W_hh^T is added on.
 
     h̃_{t-1} is h_{t-1} itself, or h_{t-1} ⊙ rec_mask in the scratch ``xh (B, R)``.
 
@@ -637,8 +636,8 @@ def _run(p: dict[str, np.ndarray], cfg: LSTMConfig, x: np.ndarray, h0: np.ndarra
     P_xh, P_ih = no_panels(D + R, dtype), no_panels(D, dtype)
     if D <= STEPWISE_PROJECTION_MAX_D:  # one product per step on [x_t, h̃_{t-1}]
         P_xh, P_hh = pack(np.concatenate([W_ih, W_hh], axis=1), True), no_panels(R, dtype)
-    elif W_ih.nbytes <= STEPWISE_PROJECTION_MAX_BYTES or not keep and len(split_rows(B, macs=macs)) > 1:
-        P_ih, P_hh = pack(W_ih, True), pack(W_hh, True)  # two products per step
+    elif W_ih.nbytes <= STEPWISE_PROJECTION_MAX_BYTES or not keep:  # two products per step
+        P_ih, P_hh = pack(W_ih, True), pack(W_hh, True)
     else:  # (T, B, 4H): x_t W_ih^T from one GEMM, then the recurrent product added on and i, f, g, o in place
         P_hh = pack(W_hh, True)
     if P_ih.shape[0] or P_xh.shape[0]:
