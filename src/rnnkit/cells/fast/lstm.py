@@ -11,14 +11,15 @@ multiply by weights packed once per call (``_kernel.pack``, ``_kernel.times_pack
               -> rec = da_t W_hh [-> add_step_gradients: dx_t, dW_ih, dW_hh, db]
 
 Rows of a batch never meet inside the loop, so ``_blas.run_split`` runs one loop per block of rows,
-one block per BLAS thread, in parallel. The input projection x_t W_ih^T is a product per step inside the loop,
-with few features one product on [x_t, h̃_{t-1}] whose two parts stay apart in memory
+one block per BLAS thread, in parallel. The input projection x_t W_ih^T is a product per step inside the
+loop, with few features one product on [x_t, h̃_{t-1}] whose two parts stay apart in memory
 (``_kernel.times_packed_pair``); in training a W_ih larger than ``STEPWISE_PROJECTION_MAX_BYTES``, which a
-step's product would read again every step, gets one GEMM over all T·B rows before the loop. When the weight gradients fit in the cache, the backward loop computes ``dx_t`` and adds each step's
-x_t^T da_t, h̃_{t-1}^T da_t and Σ_b da_t to dW_ih, dW_hh and db while ``da_t`` is in the cache (``_gradients``):
-no (T, B, 4H) array ``da`` is written or read back (a training step at (B, T, D, H) = (512, 50, 1, 64): 27.5 →
-24.4 ms on one core, (64, 200, 8, 16): 3.28 → 2.76). Larger weights get them as single GEMMs over all T·B rows
-after the loop (``_blas.matmul``). ``infer`` keeps one step of the gates and two of the state (alternating)
+step's product would read again every step, gets one GEMM over all T·B rows before the loop. When the weight
+gradients fit in the cache, the backward loop computes ``dx_t`` and adds each step's x_t^T da_t, h̃_{t-1}^T da_t
+and Σ_b da_t to dW_ih, dW_hh and db while ``da_t`` is in the cache (``_gradients``): no (T, B, 4H) array ``da``
+is written or read back (a training step at (B, T, D, H) = (512, 50, 1, 64): 27.5 → 24.4 ms on one core,
+(64, 200, 8, 16): 3.28 → 2.76). Larger weights get them as single GEMMs over all T·B rows after the loop
+(``_blas.matmul``). ``infer`` keeps one step of the gates and two of the state (alternating)
 instead of all of them.
 
 Each kernel loop writes one array (LLVM then vectorises it along the units). For float32 with H (and
@@ -632,7 +633,6 @@ def _run(p: dict[str, np.ndarray], cfg: LSTMConfig, x: np.ndarray, h0: np.ndarra
     b[H:2 * H] += cfg.forget_bias  # TF1: a constant on the forget pre-activation
     steps = T if keep else 1  # steps of the per-step arrays held at once
     W_ih, W_hh = p["W_ih"], p["W_hh"]
-    macs = T * B * (4 * H * (R + D) + P * H)  # the products of all steps
     P_xh, P_ih = no_panels(D + R, dtype), no_panels(D, dtype)
     if D <= STEPWISE_PROJECTION_MAX_D:  # one product per step on [x_t, h̃_{t-1}]
         P_xh, P_hh = pack(np.concatenate([W_ih, W_hh], axis=1), True), no_panels(R, dtype)
@@ -654,6 +654,7 @@ def _run(p: dict[str, np.ndarray], cfg: LSTMConfig, x: np.ndarray, h0: np.ndarra
     y = aligned_empty((T, B, R), dtype)
     m = aligned_empty((steps, B, H), dtype) if P else h_raw  # o ⊙ tanh(c), the projection's input
     mask = aligned_full((B, R), 1, dtype) if rec_mask is None else np.ascontiguousarray(rec_mask)
+    macs = T * B * (4 * H * (R + D * (len(P_ih) + len(P_xh) > 0)) + P * H)  # the products of the time loop
     run_split(_forward_rows, B, x, P_xh, P_ih, b, _joint_alpha(cfg, dtype), P_hh, _packed_projection(p, cfg, True), mask,
               rec_mask is not None, lengths, *_options(p, cfg), gates, hs, cs, c_raw, h_raw, tanh_c, m, y, xh, macs=macs,
               parallel=_forward_blocks)
