@@ -207,8 +207,9 @@ def time_major(batch_major: np.ndarray, name: str | None = None) -> np.ndarray:
 
 def dy_steps(dy: np.ndarray | None, batch: int, size: int, dtype: np.dtype) -> np.ndarray:
     """``dy (T, B, R)`` contiguous for the compiled loops (a copy is aligned), or one zero step when None (they read
-    dy[min(t, len(dy) - 1)]). A layer passes its batch-major output gradient seen time-major: ``time_major``
-    copies it from the batch-major array itself."""
+    dy[min(t, len(dy) - 1)]). The recurrent layer passes a contiguous time-major copy (``time_major``, made while
+    it checks dout), or a direction's columns of one; a time-major view of a batch-major array is copied by
+    ``time_major`` from the batch-major array itself."""
     if dy is None:
         return aligned_full((1, batch, size), 0, dtype)
     if dy.flags.c_contiguous:
