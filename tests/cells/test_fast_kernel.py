@@ -2,7 +2,7 @@
 
 ``times_packed``: shapes cover every tile height (8, 4, 2, 1 rows), full panels and narrow last ones
 (one vector or two, written through a lane mask that must leave the columns past them alone), row blocks
-beyond ROW_BLOCK, an empty inner dimension, strided rows of A and of the output, a row range that
+beyond ROW_BLOCK and, for weights beyond STREAMED_BYTES, beyond STREAMED_ROW_BLOCK, an empty inner dimension, strided rows of A and of the output, a row range that
 leaves other rows alone, beta 0 and 1, W packed as given or transposed, float32 and float64.
 ``add_transposed_times`` (X^T G added on, both used in place): the same tile heights and panel widths,
 row ranges, strided rows of every operand, and rows outside the range that hold NaN.
@@ -40,6 +40,28 @@ def test_times_packed_matches_numpy(M, K, N, trans, beta, dtype):
     _kernel.times_packed(0, M, A, P, out, beta)
     scale = max(1.0, float(np.abs(expected).max()))
     assert np.abs(out - expected).max() <= TOL[dtype] * scale * max(K, 1)
+
+
+@pytest.mark.parametrize("pair", [False, True])
+def test_weights_beyond_the_caches_take_smaller_row_blocks(pair):
+    """Packed weights over STREAMED_BYTES: rows go STREAMED_ROW_BLOCK at a time (here two blocks and a part), with the
+    same results as NumPy, and rows outside b0..b1 left alone."""
+    rng = np.random.default_rng(5)
+    K1, K2, N, M = 8, 512, 4064, 2 * _kernel.STREAMED_ROW_BLOCK + 13
+    W = rng.standard_normal((N, K1 + K2)).astype(np.float32)
+    P = _kernel.pack(W, True)
+    assert P.nbytes > _kernel.STREAMED_BYTES
+    A = rng.standard_normal((M, K1 + K2)).astype(np.float32)
+    start = rng.standard_normal((M, N)).astype(np.float32)
+    out, b0, b1 = start.copy(), 2, M - 1
+    if pair:
+        _kernel.times_packed_pair(b0, b1, A[:, :K1], A[:, K1:], P, out, 1.0)
+    else:
+        _kernel.times_packed(b0, b1, A, P, out, 1.0)
+    expected = A.astype(np.float64) @ W.T.astype(np.float64) + start
+    assert np.abs(out[b0:b1] - expected[b0:b1]).max() <= TOL[np.float32] * np.abs(expected).max() * (K1 + K2)
+    np.testing.assert_array_equal(out[:b0], start[:b0])
+    np.testing.assert_array_equal(out[b1:], start[b1:])
 
 
 def test_times_packed_touches_only_its_rows():

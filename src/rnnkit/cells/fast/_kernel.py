@@ -49,6 +49,10 @@ from ._jit import jit
 VECTOR_BYTES = 64  # one AVX-512 register; on narrower machines LLVM splits each vector op
 TILE_ROWS = (8, 4, 2, 1)  # MR of the tiles, largest first
 ROW_BLOCK = 128  # rows of A kept in the L2 cache while every panel passes over them
+STREAMED_BYTES = 8 << 20  # packed weights beyond which the rows are taken STREAMED_ROW_BLOCK at a time instead
+STREAMED_ROW_BLOCK = 32  # (weights read from beyond the caches: a step of (64, 100, 256, 1024) on one core, h_{t-1}
+# (64, 1024) @ 16 MiB of W_hh^T: 100-115 GFLOP/s as one block of 64 rows, 127-131 as two of 32, although that
+# reads the weights twice; at 8 MiB and below the larger block is as fast or 5 % faster)
 K_UNROLL = 4  # steps of k per pass of a tile's loop: fewer loop instructions per fused multiply-add
 
 
@@ -277,6 +281,12 @@ def _tiles_pair(M, A, a0, lda, A2, a2_0, lda2, K1, P, p0, C, c0, ldc, K, add, wi
 
 
 @jit
+def _row_block(P):
+    """Rows of A per pass over the panels P: ``ROW_BLOCK``, or ``STREAMED_ROW_BLOCK`` when P exceeds ``STREAMED_BYTES``."""
+    return STREAMED_ROW_BLOCK if P.size * P.itemsize > STREAMED_BYTES else ROW_BLOCK
+
+
+@jit
 def times_packed_pair(b0, b1, A1, A2, P, out, beta):
     """Rows b0..b1: out (B, N) = [A1, A2] P + beta out, ``P = pack(W)`` of W (K1 + K2, N), with A1 (B, K1) and
     A2 (B, K2) not joined in memory: the pair tiles sum over A1 for the panels' first K1 rows, then over A2, in
@@ -287,8 +297,9 @@ def times_packed_pair(b0, b1, A1, A2, P, out, beta):
         raise ValueError("times_packed_pair: A1, A2, P and out do not fit")
     ldc, add, K1 = out.strides[0] // out.itemsize, beta != 0, A1.shape[1]
     lda, lda2 = A1.strides[0] // A1.itemsize, A2.strides[0] // A2.itemsize
-    for r0 in range(b0, b1, ROW_BLOCK):
-        r1 = min(r0 + ROW_BLOCK, b1)
+    rows = _row_block(P)
+    for r0 in range(b0, b1, rows):
+        r1 = min(r0 + rows, b1)
         for q in range(P.shape[0]):  # the last panel may be narrow: its width, below NR, masks its stores
             _tiles_pair(r1 - r0, A1, r0 * lda, lda, A2, r0 * lda2, lda2, K1, P, q * K * NR, out, r0 * ldc + q * NR, ldc,
                         K, add, min(NR, N - q * NR))
@@ -298,7 +309,7 @@ def times_packed_pair(b0, b1, A1, A2, P, out, beta):
 def times_packed(b0, b1, A, P, out, beta):
     """Rows b0..b1: out (B, N) = A (B, K) P + beta out, ``P = pack(W)`` of W (K, N); ``beta`` is 0 or 1.
 
-    Rows of A and out must be contiguous (any row stride). Rows are taken ``ROW_BLOCK`` at a time
+    Rows of A and out must be contiguous (any row stride). Rows are taken ``_row_block(P)`` at a time
     (they stay in the L2 cache while every panel passes over them). A last panel narrower than NR
     uses only its first vector of columns when that covers it, and writes its columns through a lane mask.
     """
@@ -307,9 +318,9 @@ def times_packed(b0, b1, A, P, out, beta):
         raise ValueError("times_packed: A, P and out do not fit")
     full, ldc, add = N // NR, out.strides[0] // out.itemsize, beta != 0
     rest = N - full * NR  # columns of the last, narrow panel (0: none)
-    lda = A.strides[0] // A.itemsize
-    for r0 in range(b0, b1, ROW_BLOCK):
-        r1 = min(r0 + ROW_BLOCK, b1)
+    lda, rows = A.strides[0] // A.itemsize, _row_block(P)
+    for r0 in range(b0, b1, rows):
+        r1 = min(r0 + rows, b1)
         for q in range(full):
             _tiles(r1 - r0, A, r0 * lda, lda, P, q * K * NR, out, r0 * ldc + q * NR, ldc, K, add, NR, False, 1, NR)
         if rest > 0:
