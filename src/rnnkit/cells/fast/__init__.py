@@ -8,7 +8,10 @@ batch-major like the inputs, run on blocks of batch rows in parallel threads, on
 Without numba (or with a NumPy whose BLAS is not OpenBLAS), the reference modules do everything.
 
 Importing this package does not import numba; ``module_for`` does (about 0.5 s, then about 0.5 s
-more to load the cached machine code on first use; the first run ever compiles, a few seconds).
+more to load the cached machine code on first use; the first run ever compiles, a few seconds). When the
+engine loads (its ``_jit`` module), it asks glibc's malloc to keep freed memory for reuse
+(``_memory.keep_freed_memory``: a training step's large arrays then need no page fault per page;
+``RNNKIT_KEEP_MALLOC_DEFAULTS=1`` opts out).
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
 """The pieces every fast cell shares: the numba decorator, the wide-vector hint, σ and tanh on scalars, the step mask,
-arrays on cache-line boundaries.
+arrays on cache-line boundaries, and freed memory kept for reuse (``MEMORY_KEPT``, set when this module loads:
+see ``_memory``).
 
 ``jit`` compiles with ``cache=True`` (the machine code is reused by the next process),
 ``error_model="numpy"`` (no division checks, which would block vectorisation) and
@@ -25,7 +26,9 @@ from numba import types
 from numba.extending import intrinsic, overload
 
 from ..._validation import check_lengths, nonfinite_error
+from ._memory import keep_freed_memory
 
+MEMORY_KEPT = keep_freed_memory()  # whether glibc's malloc now keeps freed memory for the next step's arrays
 jit = functools.partial(numba.njit, cache=True, error_model="numpy", nogil=True, fastmath={"contract"})
 
 
