@@ -63,6 +63,16 @@ def test_the_users_own_malloc_settings_are_left_alone(environ):
     assert _memory.keep_freed_memory(environ) is False
 
 
+def test_no_settings_without_glibc(monkeypatch):
+    """On a C library other than glibc (or where ctypes cannot open the process's symbols) nothing is set."""
+    def no_symbols(name):
+        raise TypeError("a library name is needed here")
+
+    monkeypatch.setattr(_memory.ctypes, "CDLL", no_symbols)
+    assert _memory._glibc() is None
+    assert _memory.keep_freed_memory({}) is False
+
+
 @pytest.mark.skipif(_memory._glibc() is None, reason="the setting is for glibc's malloc")
 @pytest.mark.parametrize("environ", [{}, {_memory.OPT_OUT: "0"}, {_memory.OPT_OUT: ""},
                                      {"GLIBC_TUNABLES": "glibc.cpu.hwcaps=-AVX2"}])

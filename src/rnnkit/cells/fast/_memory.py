@@ -36,7 +36,7 @@ def _glibc() -> ctypes.CDLL | None:
     """The process's C library, if it is glibc (the one with ``mallopt`` and these parameter numbers)."""
     try:
         libc = ctypes.CDLL(None)
-    except OSError:  # e.g. Windows: no process-wide symbol table to open
+    except (OSError, TypeError):  # e.g. Windows, where CDLL needs a library's name
         return None
     return libc if hasattr(libc, "gnu_get_libc_version") and hasattr(libc, "mallopt") else None
 
