@@ -2,8 +2,9 @@
 
 ``times_packed``: shapes cover every tile height (8, 4, 2, 1 rows), full panels and narrow last ones
 (one vector or two, written through a lane mask that must leave the columns past them alone), row blocks
-beyond ROW_BLOCK and, for weights beyond STREAMED_BYTES, beyond STREAMED_ROW_BLOCK, an empty inner dimension, strided rows of A and of the output, a row range that
-leaves other rows alone, beta 0 and 1, W packed as given or transposed, float32 and float64.
+beyond ROW_BLOCK (beyond STREAMED_ROW_BLOCK for weights over STREAMED_BYTES), an empty inner dimension, strided
+rows of A and of the output, a row range that leaves other rows alone, beta 0 and 1, W packed as given or
+transposed, float32 and float64.
 ``add_transposed_times`` (X^T G added on, both used in place): the same tile heights and panel widths,
 row ranges, strided rows of every operand, and rows outside the range that hold NaN.
 """

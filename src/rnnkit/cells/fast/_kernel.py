@@ -282,7 +282,8 @@ def _tiles_pair(M, A, a0, lda, A2, a2_0, lda2, K1, P, p0, C, c0, ldc, K, add, wi
 
 @jit
 def _row_block(P):
-    """Rows of A per pass over the panels P: ``ROW_BLOCK``, or ``STREAMED_ROW_BLOCK`` when P exceeds ``STREAMED_BYTES``."""
+    """Rows of A per pass over the panels P: ``ROW_BLOCK``, or ``STREAMED_ROW_BLOCK`` when P exceeds
+    ``STREAMED_BYTES``."""
     return STREAMED_ROW_BLOCK if P.size * P.itemsize > STREAMED_BYTES else ROW_BLOCK
 
 

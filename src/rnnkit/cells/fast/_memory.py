@@ -9,12 +9,12 @@ on, that cost up to a quarter of such a step: one core, the layer's step 1.77-1.
 1.64-1.66 s with allocations up to 1 GiB served from the heap and kept there when freed (the cells alone:
 2.18-2.29 → 1.62-1.68 s, their backward loop 744-789 → 452-521 ms, its 105 MB of pre-activation gradients no
 longer faulted in page by page); two threads at (64, 100, 65, 256) 72.9-74.4 → 65.9-66.2 ms; (32, 100, 65,
-512) one core 218-222 → 206-214. The price in peak memory: none for a training step, 4 → 19 MB for an inference
-at (64, 100, 256, 1024).
+512) one core 218-222 → 206-214.
 
 ``keep_freed_memory`` sets glibc's ``M_MMAP_THRESHOLD`` and ``M_TRIM_THRESHOLD`` to 1 GiB (``mallopt``) when
 the fast engine loads. The price: memory freed after a step stays with the process (its resident size keeps
-at its peak instead of shrinking), for the next step to reuse. It is left alone when the user set glibc's
+at its peak instead of shrinking), for the next step to reuse; peak memory measured the same for a training
+step, 4 → 19 MB for an inference at (64, 100, 256, 1024). It is left alone when the user set glibc's
 malloc options already (``MALLOC_MMAP_THRESHOLD_``, ``MALLOC_TRIM_THRESHOLD_``, ``MALLOC_TOP_PAD_``,
 ``MALLOC_MMAP_MAX_``, or ``glibc.malloc`` tunables in ``GLIBC_TUNABLES``), when ``RNNKIT_KEEP_MALLOC_DEFAULTS``
 is set to anything but ``0`` or empty, and on a C library other than glibc.
