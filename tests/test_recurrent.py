@@ -411,6 +411,29 @@ def test_forward_without_cache_gives_the_same_output_and_state(cell, options, en
     with pytest.raises(ConfigError, match="training=True needs cache=True"):
         layer.forward(x, training=True, cache=False)
 
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+@pytest.mark.parametrize("input_size, bidirectional", [(1, False), (3, True)])
+def test_output_of_a_forward_with_cache_is_read_only(cell, input_size, bidirectional, engine):
+    """With the cache the output sequence may be the cache's own states (the fast cells' y = hs[1:]), so it is
+    read-only whichever engine and lengths; writing to it raises, and the backward that follows the refused write
+    gives the gradients of an untouched forward. Inference's output is an array of its own, writeable."""
+    rng = np.random.default_rng(21)
+    layer = Recurrent(cell, input_size, 4, bidirectional=bidirectional, dtype=np.float64, seed=1, engine=engine)
+    x, g = rng.standard_normal((3, 5, input_size)), rng.standard_normal((3, 5, 8 if bidirectional else 4))
+    for lengths in (None, np.array([5, 2, 4])):
+        out = layer.forward(x, lengths=lengths, training=True)
+        expected = layer.backward(g)
+        out = layer.forward(x, lengths=lengths, training=True)
+        assert not out.flags.writeable
+        with pytest.raises(ValueError, match="read-only"):
+            out[0, 0, 0] = 1.0
+        np.testing.assert_array_equal(layer.backward(g), expected)
+        inferred = layer.forward(x, lengths=lengths, cache=False)
+        np.testing.assert_array_equal(inferred, out)
+        inferred[0, 0, 0] = 1.0  # writeable
+
+
 # ---- 4. pinned parameter names and shapes ---------------------------------------------------------
 
 def test_parameter_names_and_shapes_are_pinned():

@@ -194,15 +194,39 @@ def test_whole_vectors_only_where_they_fit():
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("masked", [False, True])
 @pytest.mark.parametrize("input_size", [1, 8, 17])
 @pytest.mark.parametrize("mod, cfg", [(rnn, {}), (gru, {"reset_after": False}), (lstm, LSTM_OPTIONS["everything"])])
-def test_parity_input_sizes(mod, cfg, input_size, dtype, loop_path, step_gradients):
+def test_parity_input_sizes(mod, cfg, input_size, masked, dtype, loop_path, step_gradients):
     """One feature (a (1, G·H) weight, whose row stride NumPy may set to anything, and OpenBLAS's weak spot),
     8 and 17: the fast LSTM's two ways to a step's products (one on [x_t, h̃_{t-1}] up to
     STEPWISE_PROJECTION_MAX_D features, two per step above), and the GRU's and RNN's input projection inside
-    the loop and as one GEMM before it (training with more features than their STEPWISE_PROJECTION_MAX_D)."""
+    the loop and as one GEMM before it (training with more features than their STEPWISE_PROJECTION_MAX_D); with
+    all sequences full (the output is then the cache's states) and with lengths and a recurrent-dropout mask."""
     config = {rnn: rnn.RNNConfig, gru: gru.GRUConfig, lstm: lstm.LSTMConfig}[mod]
-    _assert_parity(mod, config(input_size, 5, **cfg), dtype, np.random.default_rng(3), masked=True)
+    _assert_parity(mod, config(input_size, 5, **cfg), dtype, np.random.default_rng(3), masked=masked)
+
+
+@pytest.mark.parametrize("mod, cfg, shared", [(rnn, rnn.RNNConfig(1, 5), True), (rnn, rnn.RNNConfig(2, 5, "relu"), True),
+                                              (rnn, rnn.RNNConfig(3, 5), False), (gru, gru.GRUConfig(3, 5), True),
+                                              (lstm, lstm.LSTMConfig(3, 5, proj_size=2, proj_clip=0.2), True)])
+def test_training_output_is_the_cached_states_when_every_sequence_is_full(mod, cfg, shared, loop_path):
+    """When every sequence has all T steps (no lengths, or lengths all T), y_t = h_t on every step and a training
+    forward returns y as the cache's own h_1..h_T (the simple RNN with up to STEPWISE_PROJECTION_MAX_D features:
+    its pre-activations are y's own array otherwise), read-only; with a shorter sequence y is an array of its own,
+    zero on padded steps. Parity of the values, gradients included, is checked by the tests above."""
+    p, (x, state0, _, _), _ = _random_case(mod, cfg, np.random.default_rng(8), np.float64, masked=False)
+    for lengths in (None, np.full(B, T)):
+        y, _, cache = FAST[mod].forward(p, cfg, x, state0, lengths)
+        assert np.shares_memory(y, cache["hs"]) == shared and y.flags.writeable != shared
+        np.testing.assert_array_equal(y, cache["hs"][1:])
+        if shared:
+            with pytest.raises(ValueError, match="read-only"):
+                y[0, 0, 0] = 1.0
+    lengths = np.resize([T, 1, 3, T - 1], B)
+    y, _, cache = FAST[mod].forward(p, cfg, x, state0, lengths)
+    assert not np.shares_memory(y, cache["hs"]) and y.flags.writeable
+    assert not y[1:, 1].any() and y[0, 1].any()  # the second sequence has one step
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -309,7 +309,8 @@ class Recurrent(Layer):
         ``state0``: None (zeros) or the stacked initial state; ``lengths (B,)`` or ``mask (B, T)``
         mark each sequence's valid prefix (padded steps output zero and carry the state).
         ``cache=False`` keeps nothing for :meth:`backward` (inference: faster, less memory; like
-        ``torch.no_grad``); ``training=True`` needs the cache.
+        ``torch.no_grad``); ``training=True`` needs the cache. With the cache the output sequence is
+        read-only: it may be the cache's own states, which :meth:`backward` reads (copy it to change it).
         """
         if training and not cache:
             raise ConfigError("training=True needs cache=True: a training forward keeps what backward() uses")
@@ -349,7 +350,10 @@ class Recurrent(Layer):
         self.state = _stack(final)
         self._cache = {"caches": caches, "drop_masks": drop_masks, "rev": rev, "shape": (batch, time)} if cache else None
         if self.return_sequences:
-            return seq.transpose(1, 0, 2)  # (B, T, M)
+            out = seq.transpose(1, 0, 2)  # (B, T, M)
+            if cache:  # the fast cells return the cache's own states as y: read-only, whichever engine runs
+                out.flags.writeable = False
+            return out
         last = final[-self.num_directions :]
         return merge_directions([s[0] if isinstance(s, tuple) else s for s in last], self.merge_mode)  # (B, M)
 

@@ -152,6 +152,30 @@ def aligned_copy(a: np.ndarray) -> np.ndarray:
 
 
 @jit
+def same_memory(a, b):
+    """Whether arrays ``a`` and ``b`` start at the same address (an output step that is the carried state itself)."""
+    return a.ctypes.data == b.ctypes.data
+
+
+def output_sequence(hs: np.ndarray, T: int, shared: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The (T, B, R) output y of a forward whose carried states are ``hs``, as (the array the time loop writes,
+    the array the forward returns).
+
+    ``shared``, for a training forward (which keeps ``hs (T + 1, B, R)``) in which every sequence has all T
+    steps, so that y_t = h_t on every step: both are ``hs[1:]``, which the backward reads, and the one
+    returned is read-only. Each step's output is then written once (a training step of the simple RNN at
+    (B, T, D, H) = (512, 50, 1, 64), one core: 9.6 → 8.3 ms, with its joined product per step). Otherwise
+    both are one new array.
+    """
+    if not shared:
+        y = aligned_empty((T,) + hs.shape[1:], hs.dtype)
+        return y, y
+    y = hs[1:]
+    y.flags.writeable = False
+    return hs[1:], y
+
+
+@jit
 def time_major_copy(batch_major, out):
     """out (T, B, R) = batch_major (B, T, R) with its axes 0 and 1 swapped, ``batch_major`` C-contiguous; returns
     whether every element is finite (checked on each step of ``out`` while it is in the cache: the input is read

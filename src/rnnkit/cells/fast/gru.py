@@ -48,7 +48,9 @@ from ._jit import (
     jit,
     lengths_or_full,
     masked_state,
+    output_sequence,
     rows_contiguous,
+    same_memory,
     sigmoid,
     tanh,
     weights_times_rows,
@@ -77,6 +79,7 @@ def _candidate(b0, b1, t, lengths, reset_after, a, rec_n, n0, bias, b_hn, h_prev
     wide_vectors()
     H = h_prev.shape[1]
     zero = a.dtype.type(0)
+    distinct = not same_memory(y_t, h_out)  # y_t is h_t itself: a training forward of full sequences
     for b in range(b0, b1):
         if reset_after:
             for j in range(H):
@@ -90,8 +93,9 @@ def _candidate(b0, b1, t, lengths, reset_after, a, rec_n, n0, bias, b_hn, h_prev
             for j in range(H):
                 n = a[b, 2 * H + j]
                 y_t[b, j] = n + a[b, H + j] * (h_prev[b, j] - n)
-            for j in range(H):
-                h_out[b, j] = y_t[b, j]
+            if distinct:
+                for j in range(H):
+                    h_out[b, j] = y_t[b, j]
         else:
             for j in range(H):
                 y_t[b, j] = zero
@@ -374,7 +378,7 @@ def _run(p: dict[str, np.ndarray], cfg: GRUConfig, x: np.ndarray, h0: np.ndarray
     hs = aligned_empty((steps + 1, B, H), dtype)  # carried h_0 .. h_T
     hs[0] = h0
     hn = aligned_empty((steps if cfg.reset_after else 1, B, H), dtype)  # h̃ W_hn^T + b_hn, kept for backward (reset_after)
-    y = aligned_empty((T, B, H), dtype)
+    y, y_out = output_sequence(hs, T, keep and bool((lengths == T).all()))
     mask = aligned_full((B, H), 1, dtype) if rec_mask is None else np.ascontiguousarray(rec_mask)
     bias, b_hn = _biases(cfg.reset_after, p["b_ih"], p["b_hh"])
     run_split(_forward_rows, B, cfg.reset_after, x, P_ih, bias, b_hn, *_recurrent_panels(p, cfg, True), mask,
@@ -383,10 +387,10 @@ def _run(p: dict[str, np.ndarray], cfg: GRUConfig, x: np.ndarray, h0: np.ndarray
               macs=T * B * 3 * H * (H + D * (len(P_ih) > 0)), parallel=_forward_blocks)
     h_T = hs[T % len(hs)].copy()
     if not keep:
-        return y, h_T, None
+        return y_out, h_T, None
     cache = {"x": x, "gates": gates, "hs": hs, "hn": hn, "lengths": lengths, "mask": mask,
              "masked": rec_mask is not None}
-    return y, h_T, cache
+    return y_out, h_T, cache
 
 
 def backward(

@@ -58,6 +58,8 @@ from ._gradients import add_step_gradients, after_loop, in_loop, parts, totals
 from ._jit import (
     aligned_copy,
     aligned_empty,
+    output_sequence,
+    same_memory,
     aligned_full,
     dy_steps,
     jit,
@@ -220,12 +222,14 @@ def _emit(b0, b1, t, lengths, h_raw, proj_clip, h_prev, h_out, y_t):
     wide_vectors()
     R = h_prev.shape[1]
     zero = h_raw.dtype.type(0)
+    distinct = not same_memory(y_t, h_out)  # y_t is h_t itself: a training forward of full sequences
     for b in range(b0, b1):
         if t < lengths[b]:
             for j in range(R):
                 y_t[b, j] = min(max(h_raw[b, j], -proj_clip), proj_clip)
-            for j in range(R):
-                h_out[b, j] = y_t[b, j]
+            if distinct:
+                for j in range(R):
+                    h_out[b, j] = y_t[b, j]
         else:
             for j in range(R):
                 y_t[b, j] = zero
@@ -651,7 +655,7 @@ def _run(p: dict[str, np.ndarray], cfg: LSTMConfig, x: np.ndarray, h0: np.ndarra
     c_raw = aligned_empty((steps if cfg.cell_clip is not None else 1, B, H), dtype)
     h_raw = aligned_empty((steps if cfg.proj_clip is not None else 1, B, R), dtype)
     tanh_c = aligned_empty((1, B, H), dtype)  # tanh(c_t): the backward computes it again
-    y = aligned_empty((T, B, R), dtype)
+    y, y_out = output_sequence(hs, T, keep and bool((lengths == T).all()))
     m = aligned_empty((steps, B, H), dtype) if P else h_raw  # o ⊙ tanh(c), the projection's input
     mask = aligned_full((B, R), 1, dtype) if rec_mask is None else np.ascontiguousarray(rec_mask)
     macs = T * B * (4 * H * (R + D * (len(P_ih) + len(P_xh) > 0)) + P * H)  # the products of the time loop
@@ -660,12 +664,12 @@ def _run(p: dict[str, np.ndarray], cfg: LSTMConfig, x: np.ndarray, h0: np.ndarra
               parallel=_forward_blocks)
     state = (hs[T % len(hs)].copy(), cs[T % len(cs)].copy())
     if not keep:
-        return y, state, None
+        return y_out, state, None
     cache = {"x": x, "gates": gates, "hs": hs, "cs": cs, "m": m if P else None, "lengths": lengths,
              "mask": mask, "masked": rec_mask is not None,
              "c_raw": c_raw if cfg.cell_clip is not None else cs[1:],  # without a clip any c passes
              "h_raw": h_raw if cfg.proj_clip is not None else hs[1:]}
-    return y, state, cache
+    return y_out, state, cache
 
 
 def backward(

@@ -14,8 +14,10 @@ with v_t = 1 on valid steps (t < lengths[b]) and 0 on padded ones. Rows of a bat
 inside the loop, so ``_blas.run_split`` runs one loop per block of rows, one block per BLAS
 thread, in parallel. With many input features the input projection ``a_x = x W_ih^T`` is one GEMM
 over all T·B rows before the loop; with one or two (OpenBLAS is slow at inner dimension 1, and a
-GEMM call costs more than the product on small problems) the loop computes ``a_x = x_t W_ih^T``
-step by step, by hand. When the weight gradients fit in the cache, the backward loop computes
+GEMM call costs more than the product on small problems) a step's pre-activation is one product
+on [x_t, h̃_{t-1}] by [W_ih, W_hh]^T packed (``_kernel.times_packed_pair``), written where y_t goes:
+in a training forward whose sequences all have T steps, y is the cache's h_1..h_T itself
+(``_jit.output_sequence``). When the weight gradients fit in the cache, the backward loop computes
 ``dx_t`` and adds each step's part of dW_ih, dW_hh and db while ``da_t`` is in the cache
 (``_gradients``); otherwise they and ``dx`` are single GEMMs over all T·B rows after the loop
 (``_blas.matmul``, never ``@``: see ``_blas``).
@@ -42,13 +44,15 @@ from ._jit import (
     jit,
     lengths_or_full,
     masked_state,
+    output_sequence,
     rows_contiguous,
+    same_memory,
     sigmoid,
     tanh,
     weights_times_rows,
     wide_vectors,
 )
-from ._kernel import no_panels, pack, times_packed
+from ._kernel import no_panels, pack, times_packed, times_packed_pair
 
 __all__ = ["RNNConfig", "State", "advance", "backward", "forward", "infer", "init_params", "param_shapes", "step", "zero_state"]
 
@@ -66,6 +70,7 @@ def _cell_forward(b0, b1, t, lengths, code, bias, a, h_prev, h_out):
     wide_vectors()
     H = a.shape[1]
     zero = a.dtype.type(0)
+    distinct = not same_memory(a, h_out)  # y_t is h_t itself: a training forward of full sequences
     for b in range(b0, b1):
         if code == 0:
             for j in range(H):
@@ -80,8 +85,9 @@ def _cell_forward(b0, b1, t, lengths, code, bias, a, h_prev, h_out):
             for j in range(H):
                 a[b, j] += bias[j]
         if t < lengths[b]:
-            for j in range(H):
-                h_out[b, j] = a[b, j]
+            if distinct:
+                for j in range(H):
+                    h_out[b, j] = a[b, j]
         else:
             for j in range(H):
                 h_out[b, j] = h_prev[b, j]
@@ -123,21 +129,23 @@ def _cell_backward(b0, b1, t, lengths, code, rec, rec_mask, dh, dy_t, h, da):
 
 
 @jit
-def _forward_rows(b0, b1, code, x, P_ih, bias, P_hh, rec_mask, masked, lengths, a, hs, h_in):
+def _forward_rows(b0, b1, code, x, P_xh, bias, P_hh, rec_mask, masked, lengths, a, hs, h_in):
     """The forward time loop over rows b0..b1 (see the module docstring).
 
-    ``a (T, B, H)`` holds the input projection x_t W_ih^T when ``P_ih`` (W_ih^T packed) has no panel,
-    otherwise it starts empty and x_t W_ih^T is done here step by step; it leaves holding y. ``P_hh``:
-    W_hh^T packed. ``hs`` holds h_t at ``hs[t % len(hs)]``: every state for a training forward's
-    backward, two (alternating) in inference.
+    With few input features ``P_xh`` is [W_ih, W_hh]^T packed, ``a (T, B, H)`` starts empty and a step's
+    pre-activation is one product on [x_t, h̃_{t-1}] (``times_packed_pair``); otherwise ``P_xh`` has no
+    panel, ``a`` holds the input projection x_t W_ih^T and h̃_{t-1} W_hh^T (``P_hh``: W_hh^T packed) is
+    added on. ``a`` leaves holding y. ``hs`` holds h_t at ``hs[t % len(hs)]``: every state for a training
+    forward's backward, two (alternating) in inference.
     """
     T = a.shape[0]
     for t in range(T):
         h = hs[t % len(hs)]
         h_prev = masked_state(b0, b1, h, masked, rec_mask, h_in)  # h̃_{t-1}
-        if P_ih.shape[0] > 0:  # few input features (OpenBLAS is slow at inner dimension 1)
-            times_packed(b0, b1, x[t], P_ih, a[t], 0.0)
-        times_packed(b0, b1, h_prev, P_hh, a[t], 1.0)
+        if P_xh.shape[0] > 0:  # few input features (OpenBLAS is slow at inner dimension 1)
+            times_packed_pair(b0, b1, x[t], h_prev, P_xh, a[t], 0.0)
+        else:
+            times_packed(b0, b1, h_prev, P_hh, a[t], 1.0)
         _cell_forward(b0, b1, t, lengths, code, bias, a[t], h, hs[(t + 1) % len(hs)])
 
 
@@ -244,22 +252,24 @@ def _run(p: dict[str, np.ndarray], cfg: RNNConfig, x: np.ndarray, h0: np.ndarray
     H, dtype = cfg.hidden_size, x.dtype
     lengths = lengths_or_full(lengths, B, T)
     x = rows_contiguous(x)  # x[t]: rows read in place, any row stride
-
-    if D <= STEPWISE_PROJECTION_MAX_D:  # few input features: projected step by step inside the loop
-        P_ih, a = pack(p["W_ih"], True), aligned_empty((T, B, H), dtype)
-    else:  # (T, B, H): x_t W_ih^T from one GEMM; the loop adds the rest and leaves y in place
-        P_ih, a = no_panels(D, dtype), matmul(x.reshape(T * B, D), p["W_ih"], trans_b=True).reshape(T, B, H)
     hs = aligned_empty((T + 1 if keep else 2, B, H), dtype)  # carried h_0 .. h_T
     hs[0] = h0
+    # a (T, B, H): the pre-activations, which become y in place; y: the output returned
+    if D <= STEPWISE_PROJECTION_MAX_D:  # few input features: one product per step on [x_t, h̃_{t-1}]
+        P_xh, P_hh = pack(np.concatenate([p["W_ih"], p["W_hh"]], axis=1), True), no_panels(H, dtype)
+        a, y = output_sequence(hs, T, keep and bool((lengths == T).all()))
+    else:  # x_t W_ih^T from one GEMM; the loop adds the rest
+        P_xh, P_hh = no_panels(D + H, dtype), pack(p["W_hh"], True)
+        a = y = matmul(x.reshape(T * B, D), p["W_ih"], trans_b=True).reshape(T, B, H)
     mask = aligned_full((B, H), 1, dtype) if rec_mask is None else np.ascontiguousarray(rec_mask)
-    run_split(_forward_rows, B, _CODES[cfg.activation], x, P_ih, p["b_ih"] + p["b_hh"], pack(p["W_hh"], True), mask,
-              rec_mask is not None, lengths, a, hs, aligned_empty((B, H), dtype), macs=T * B * H * (H + D * (len(P_ih) > 0)),
+    run_split(_forward_rows, B, _CODES[cfg.activation], x, P_xh, p["b_ih"] + p["b_hh"], P_hh, mask,
+              rec_mask is not None, lengths, a, hs, aligned_empty((B, H), dtype), macs=T * B * H * (H + D * (len(P_xh) > 0)),
               parallel=_forward_blocks)
     h_T = hs[T % len(hs)].copy()
     if not keep:
-        return a, h_T, None
+        return y, h_T, None
     cache = {"x": x, "hs": hs, "lengths": lengths, "rec_mask": rec_mask}
-    return a, h_T, cache
+    return y, h_T, cache
 
 
 def backward(
