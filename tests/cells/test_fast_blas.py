@@ -207,15 +207,18 @@ def test_without_numpys_openblas_the_engine_falls_back(monkeypatch):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("features", [1, 2, 8, 16, 32, 65])
-def test_time_major_copies_batch_major_inputs(features, dtype, monkeypatch):
+@pytest.mark.parametrize("batch", [5, 67])
+def test_time_major_copies_batch_major_inputs(batch, features, dtype, monkeypatch):
     """fast.time_major: a contiguous (T, B, D) copy of x (B, T, D), through the compiled copy for rows of 8 elements
-    or more (where it beats NumPy's) and NumPy's otherwise, also for inputs that are not C-contiguous."""
+    or more (where it beats NumPy's; 67 sequences are two of its blocks and part of a third) and NumPy's otherwise,
+    also for inputs that are not C-contiguous."""
     from rnnkit.cells.fast import _jit
 
+    assert 2 * _jit.COPY_ROW_BLOCK < 67 < 3 * _jit.COPY_ROW_BLOCK
     compiled = []
     copy = _jit.time_major_copy
     monkeypatch.setattr(_jit, "time_major_copy", lambda *a: compiled.append(1) or copy(*a))
-    x = np.random.default_rng(6).standard_normal((5, 7, features)).astype(dtype)
+    x = np.random.default_rng(6).standard_normal((batch, 7, features)).astype(dtype)
     for source, expect_compiled in ((x, features >= 8), (x[::-1], False)):
         compiled.clear()
         out = fast.time_major(source)
@@ -227,13 +230,15 @@ def test_time_major_copies_batch_major_inputs(features, dtype, monkeypatch):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("features", [2, 16, 65])
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
-def test_time_major_checks_finiteness_when_named(features, dtype, bad):
+@pytest.mark.parametrize("batch", [5, 67])
+def test_time_major_checks_finiteness_when_named(batch, features, dtype, bad):
     """fast.time_major(x, name) rejects NaN and ±Inf anywhere (first and last element, and the middle), naming x
-    and counting them, on the compiled copy and on NumPy's (a reversed view); without a name it copies them."""
-    x = np.random.default_rng(7).uniform(-1e30, 1e30, (5, 7, features)).astype(dtype)  # large, finite
+    and counting them, on the compiled copy (in any of its blocks of sequences) and on NumPy's (a reversed view);
+    without a name it copies them."""
+    x = np.random.default_rng(7).uniform(-1e30, 1e30, (batch, 7, features)).astype(dtype)  # large, finite
     for source in (x, x[::-1]):
         np.testing.assert_array_equal(fast.time_major(source, "x"), source.transpose(1, 0, 2))
-    for where in ((0, 0, 0), (4, 6, features - 1), (2, 3, features // 2)):
+    for where in ((0, 0, 0), (batch - 1, 6, features - 1), (batch // 2, 3, features // 2)):
         y = x.copy()
         y[where] = bad
         for source in (y, y[::-1]):
