@@ -115,9 +115,11 @@ def test_times_packed_rejects_mismatched_operands():
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("B, M, N, b0, b1", [(1, 1, 1, 0, 1), (15, 15, 7, 0, 15), (64, 16, 64, 0, 64),
                                              (40, 13, 37, 3, 29), (50, 65, 512, 10, 50), (9, 3, 8, 2, 7),
-                                             (33, 17, 100, 0, 33), (5, 7, 24, 1, 4), (6, 4, 48, 3, 3)])
+                                             (33, 17, 100, 0, 33), (5, 7, 24, 1, 4), (6, 4, 48, 3, 3),
+                                             (20, 9, 48, 2, 18), (64, 16, 16, 0, 64)])
 def test_add_transposed_times_matches_numpy(B, M, N, b0, b1, dtype):
-    """Rows outside b0..b1 hold NaN: a read of them would show in the result."""
+    """Rows outside b0..b1 hold NaN: a read of them would show in the result. A last panel of one whole vector
+    (float32: 48 and 16 columns; float64: 24 and 8) is read in place, narrower or wider ones through a copy."""
     rng = np.random.default_rng(B * 1000 + M * 10 + N)
     X, G, out = _strided(rng, B, M, dtype), _strided(rng, B, N, dtype), _strided(rng, M, N, dtype)
     X[:b0], X[b1:], G[:b0], G[b1:] = np.nan, np.nan, np.nan, np.nan

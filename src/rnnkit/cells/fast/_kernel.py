@@ -335,9 +335,10 @@ def add_transposed_times(b0, b1, X, G, out):
     operand copied (a weight gradient's part from one step, e.g. dW_hh^T += h̃_{t-1}^T da_t).
 
     The tiles read X as the transposed A (A[m, k] = X[b0 + k, m]) and G's rows as panels of NR columns
-    in place (``strided``); a last, narrow panel of G is copied out, zero-padded (its rows end before NR
-    columns), and its tile adds to ``out`` through a lane mask. Rows of X, G and out must be contiguous
-    (any row stride).
+    in place (``strided``). A last panel of exactly one vector of columns is read in place too (its tile
+    loads only that vector: a GRU's 3H = 48 at H = 16); a narrower or wider one is copied out, zero-padded
+    (its rows end before the tile's vectors do), and its tile adds to ``out`` through a lane mask. Rows of X,
+    G and out must be contiguous (any row stride).
     """
     M, N = out.shape
     if X.shape[1] != M or G.shape[1] != N or X.shape[0] != G.shape[0]:
@@ -348,7 +349,9 @@ def add_transposed_times(b0, b1, X, G, out):
     rest = N - full * NR  # columns of the last, narrow panel (0: none)
     for q in range(full):
         _tiles(M, X, b0 * ldx, 1, G, b0 * ldg + q * NR, out, q * NR, ldc, K, True, NR, True, ldx, ldg)
-    if rest > 0:
+    if rest == NR // 2:  # one whole vector: no allocation inside a time loop
+        _tiles(M, X, b0 * ldx, 1, G, b0 * ldg + full * NR, out, full * NR, ldc, K, True, rest, True, ldx, ldg)
+    elif rest > 0:
         panel = np.zeros((K, NR), out.dtype)
         for k in range(K):
             for j in range(rest):
