@@ -434,6 +434,24 @@ def test_output_of_a_forward_with_cache_is_read_only(cell, input_size, bidirecti
         inferred[0, 0, 0] = 1.0  # writeable
 
 
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+def test_a_read_only_output_feeds_the_next_layer(cell, engine):
+    """The read-only output of a forward with the cache is a valid input: the next layer's inference (which reads
+    its input in place) and training give what they give on a writeable copy."""
+    rng = np.random.default_rng(22)
+    first = Recurrent(cell, 3, 4, dtype=np.float32, seed=0, engine=engine)
+    second = Recurrent(cell, 4, 5, dtype=np.float32, seed=1, engine=engine)
+    out = first.forward(rng.standard_normal((6, 7, 3)).astype(np.float32), training=True)
+    assert not out.flags.writeable
+    np.testing.assert_array_equal(second.forward(out, cache=False), second.forward(np.array(out), cache=False))
+    g = rng.standard_normal((6, 7, 5)).astype(np.float32)
+    second.forward(np.array(out), training=True)
+    expected = second.backward(g)
+    second.forward(out, training=True)
+    np.testing.assert_array_equal(second.backward(g), expected)
+
+
 # ---- 4. pinned parameter names and shapes ---------------------------------------------------------
 
 def test_parameter_names_and_shapes_are_pinned():
