@@ -378,7 +378,7 @@ def _run(p: dict[str, np.ndarray], cfg: GRUConfig, x: np.ndarray, h0: np.ndarray
     hs = aligned_empty((steps + 1, B, H), dtype)  # carried h_0 .. h_T
     hs[0] = h0
     hn = aligned_empty((steps if cfg.reset_after else 1, B, H), dtype)  # h̃ W_hn^T + b_hn, kept for backward (reset_after)
-    y, y_out = output_sequence(hs, T, keep and bool((lengths == T).all()))
+    y, y_out = output_sequence(hs, T, lengths, keep)
     mask = aligned_full((B, H), 1, dtype) if rec_mask is None else np.ascontiguousarray(rec_mask)
     bias, b_hn = _biases(cfg.reset_after, p["b_ih"], p["b_hh"])
     run_split(_forward_rows, B, cfg.reset_after, x, P_ih, bias, b_hn, *_recurrent_panels(p, cfg, True), mask,

@@ -655,7 +655,7 @@ def _run(p: dict[str, np.ndarray], cfg: LSTMConfig, x: np.ndarray, h0: np.ndarra
     c_raw = aligned_empty((steps if cfg.cell_clip is not None else 1, B, H), dtype)
     h_raw = aligned_empty((steps if cfg.proj_clip is not None else 1, B, R), dtype)
     tanh_c = aligned_empty((1, B, H), dtype)  # tanh(c_t): the backward computes it again
-    y, y_out = output_sequence(hs, T, keep and bool((lengths == T).all()))
+    y, y_out = output_sequence(hs, T, lengths, keep)
     m = aligned_empty((steps, B, H), dtype) if P else h_raw  # o ⊙ tanh(c), the projection's input
     mask = aligned_full((B, R), 1, dtype) if rec_mask is None else np.ascontiguousarray(rec_mask)
     macs = T * B * (4 * H * (R + D * (len(P_ih) + len(P_xh) > 0)) + P * H)  # the products of the time loop

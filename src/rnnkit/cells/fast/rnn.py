@@ -257,7 +257,7 @@ def _run(p: dict[str, np.ndarray], cfg: RNNConfig, x: np.ndarray, h0: np.ndarray
     # a (T, B, H): the pre-activations, which become y in place; y: the output returned
     if D <= STEPWISE_PROJECTION_MAX_D:  # few input features: one product per step on [x_t, h̃_{t-1}]
         P_xh, P_hh = pack(np.concatenate([p["W_ih"], p["W_hh"]], axis=1), True), no_panels(H, dtype)
-        a, y = output_sequence(hs, T, keep and bool((lengths == T).all()))
+        a, y = output_sequence(hs, T, lengths, keep)
     else:  # x_t W_ih^T from one GEMM; the loop adds the rest
         P_xh, P_hh = no_panels(D + H, dtype), pack(p["W_hh"], True)
         a = y = matmul(x.reshape(T * B, D), p["W_ih"], trans_b=True).reshape(T, B, H)
