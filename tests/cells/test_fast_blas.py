@@ -13,7 +13,7 @@ import pytest
 numba = pytest.importorskip("numba")
 
 from rnnkit.cells import fast
-from rnnkit.cells.fast import _blas
+from rnnkit.cells.fast import _blas, _jit
 from rnnkit.errors import DataError
 
 TOL = {np.float64: 1e-12, np.float32: 1e-5}
@@ -124,6 +124,54 @@ def test_run_split_restores_the_blas_threads_even_on_error(monkeypatch):
     with pytest.raises(ValueError, match="second block failed"):
         _blas.run_split(loop, 4)
     assert sorted(seen) == [(0, 2, 1), (2, 4, 1)]
+    assert _blas._get_num_threads() == before
+
+
+@numba.njit(nogil=True)
+def _steps_in_lockstep(k, counters, steps, failing, seen):
+    """Part k: ``steps`` steps, each after every part has published the one before; seen[k, t] = the least step any
+    part had published when part k started step t (-1: aborted). Part ``failing`` raises at its second step."""
+    parts = seen.shape[0]
+    for t in range(steps):
+        if not _jit.wait_for_steps(counters, t):
+            seen[k, t] = -1
+            return
+        if k == failing and t == 1:
+            raise ValueError("part failed")
+        least = steps
+        for j in range(parts):
+            least = min(least, counters[j * _jit.STEP_COUNTER_STRIDE])
+        seen[k, t] = least
+        _jit.publish_steps(counters, k, t + 1)
+
+
+@pytest.mark.parametrize("parts", [2, 3, 5])
+def test_run_together_runs_parts_that_wait_for_each_other(parts, monkeypatch):
+    """Every part runs at once on its own thread (queued in a pool of fewer threads, parts waiting for each other
+    would never finish), step t of every part starts after every part has finished step t - 1, and OpenBLAS is on
+    one thread meanwhile."""
+    monkeypatch.setattr(_blas, "_pool", lambda: pytest.fail("parts that wait for each other must not use the pool"))
+    before, during = _blas._get_num_threads(), []
+    steps = 50
+    counters, seen = _jit.step_counters(parts), np.zeros((parts, steps), np.int64)
+
+    def loop(*args):
+        during.append(_blas._get_num_threads())
+        _steps_in_lockstep(*args)
+
+    _blas.run_together(loop, [(k, counters, steps, -1, seen) for k in range(parts)], counters)
+    np.testing.assert_array_equal(seen, np.broadcast_to(np.arange(steps), (parts, steps)))
+    assert during == [1] * parts and _blas._get_num_threads() == before
+
+
+def test_a_failing_part_stops_the_others(monkeypatch):
+    """A part that raises raises the abort flag: the parts waiting for it return instead of spinning forever, and
+    run_together raises the error after every part has returned, with OpenBLAS's thread count back."""
+    before = _blas._get_num_threads()
+    counters, seen = _jit.step_counters(3), np.zeros((3, 5), np.int64)
+    with pytest.raises(ValueError, match="part failed"):
+        _blas.run_together(_steps_in_lockstep, [(k, counters, 5, 1, seen) for k in range(3)], counters)
+    assert (seen[[0, 2], 2] == -1).all() and (seen[:, 0] == 0).all()
     assert _blas._get_num_threads() == before
 
 

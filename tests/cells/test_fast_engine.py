@@ -172,6 +172,59 @@ def test_lstm_parity_on_whole_vectors(hidden, name, options, masked, loop_path, 
     _assert_parity(lstm, cfg, np.float32, np.random.default_rng(7), tol=5e-6, masked=masked, B=16)
 
 
+UNIT_SPLIT_CASES = [  # (hidden, input features, threads, dtype): parts of 16-48 units, whole vectors or not
+    (37, 20, 2, np.float64), (37, 5, 2, np.float32), (64, 20, 2, np.float32), (48, 3, 3, np.float32),
+    (130, 20, 3, np.float32)]
+
+
+@pytest.mark.parametrize("masked", [False, True])
+@pytest.mark.parametrize("options", [name for name, options in LSTM_OPTIONS.items() if "proj_size" not in options])
+@pytest.mark.parametrize("hidden, features, threads, dtype", UNIT_SPLIT_CASES)
+def test_lstm_inference_split_by_units(hidden, features, threads, dtype, options, masked, monkeypatch):
+    """Inference on two threads or more with weights beyond ``UNIT_SPLIT_MIN_BYTES`` runs one part of the units per
+    thread (``_infer_units``), waiting step by step for the others' part of h_{t-1}. It gives the reference's y and
+    final state, with lengths (sequences of 1 to T steps) and from a random state, and the row split's bitwise
+    (where that computes a step as two products: more than STEPWISE_PROJECTION_MAX_D input features)."""
+    fast_lstm = FAST[lstm]
+    cfg = lstm.LSTMConfig(features, hidden, **LSTM_OPTIONS[options])
+    p, (x, state0, lengths, _), _ = _random_case(lstm, cfg, np.random.default_rng(11), dtype, masked=masked, B=16)
+    expected = lstm.forward(p, cfg, x, state0, lengths)[:2]
+    row_split = fast_lstm.infer(p, cfg, x, state0, lengths)
+    monkeypatch.setattr(fast_lstm, "blas_threads", lambda: threads)
+    monkeypatch.setattr(fast_lstm, "UNIT_SPLIT_MIN_BYTES", 0)
+    monkeypatch.setattr(fast_lstm, "UNIT_SPLIT_MIN_MACS", 0)
+    parts = fast_lstm._unit_parts(cfg, x.shape, False, dtype)
+    assert len(parts) == threads and parts[0][0] == 0 and parts[-1][1] == hidden
+    assert all(u1 - u0 >= 16 and u0 % 16 == 0 for u0, u1 in parts)
+    calls = []
+    run_together = fast_lstm.run_together
+    monkeypatch.setattr(fast_lstm, "run_together", lambda loop, arguments, counters: (
+        calls.append(len(arguments)), run_together(loop, arguments, counters)))
+    units = fast_lstm.infer(p, cfg, x, state0, lengths)
+    assert calls == [threads]
+    _assert_close({"infer": expected}, {"infer": units}, dtype, 5e-6 if dtype == np.float32 else None)
+    if features > fast_lstm.STEPWISE_PROJECTION_MAX_D:
+        for name, a, b in [("y", row_split[0], units[0]), ("h_T", row_split[1][0], units[1][0]),
+                           ("c_T", row_split[1][1], units[1][1])]:
+            assert np.array_equal(a, b), name
+
+
+def test_lstm_unit_split_only_where_it_gains(monkeypatch):
+    """The rule of ``_unit_parts``: inference with weights beyond UNIT_SPLIT_MIN_BYTES and work beyond
+    UNIT_SPLIT_MIN_MACS, on two threads or more, no projection, at least 16 units per part."""
+    fast_lstm = FAST[lstm]
+    monkeypatch.setattr(fast_lstm, "blas_threads", lambda: 2)
+    charlm512, shape = lstm.LSTMConfig(65, 512), (100, 32, 65)
+    assert fast_lstm._unit_parts(charlm512, shape, False, np.float32) == [(0, 256), (256, 512)]
+    assert fast_lstm._unit_parts(lstm.LSTMConfig(65, 520), shape, False, np.float32) == [(0, 256), (256, 520)]
+    assert fast_lstm._unit_parts(charlm512, shape, True, np.float32) == []  # training keeps the row split
+    assert fast_lstm._unit_parts(lstm.LSTMConfig(65, 512, proj_size=256), shape, False, np.float32) == []
+    assert fast_lstm._unit_parts(lstm.LSTMConfig(65, 128), shape, False, np.float32) == []  # 0.4 MB of weights
+    assert fast_lstm._unit_parts(charlm512, (1, 1, 65), False, np.float32) == []  # one step of one sequence
+    monkeypatch.setattr(fast_lstm, "blas_threads", lambda: 1)
+    assert fast_lstm._unit_parts(charlm512, shape, False, np.float32) == []
+
+
 def test_whole_vectors_only_where_they_fit():
     """The vector cell math runs for float32 with H a multiple of 16 up to LANES_MAX_H on blocks of LANES_MIN_ROWS
     rows or more, and leaves the rest to the scalar loops."""

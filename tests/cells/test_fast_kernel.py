@@ -104,6 +104,16 @@ def test_pack_pads_with_zeros_and_reads_any_layout():
         assert not P[1, :, 4:].any()
 
 
+@pytest.mark.parametrize("trans", [False, True])
+def test_pack_of_chosen_columns_is_the_pack_of_their_copy(trans):
+    """``pack(W, trans, columns)`` packs op(W)[:, columns] (one thread's units of the gates) without copying them."""
+    op = np.random.default_rng(0).standard_normal((24, 40)).astype(np.float32)  # op(W) (K, N)
+    W = op.T.copy() if trans else op
+    columns = np.array([3, 0, 17, 18, 19, 39, 5] + list(range(20, 37)), np.int64)  # 24: a full panel and part of one
+    expected = _kernel.pack(np.ascontiguousarray(op[:, columns]), False)
+    np.testing.assert_array_equal(_kernel.pack(W, trans, columns), expected)
+
+
 def test_times_packed_rejects_mismatched_operands():
     P = _kernel.pack(np.ones((4, 20)), False)
     with pytest.raises(ValueError, match="do not fit"):

@@ -11,7 +11,8 @@ per-step products go through the packed kernel (``_kernel``).
 thread: rows of a batch never interact inside a time loop, so each thread runs a whole loop on its
 rows (products on a one-thread BLAS), in parallel, with no synchronisation per step. The number of blocks is
 the number of threads NumPy's OpenBLAS is set to use (``OPENBLAS_NUM_THREADS``, threadpoolctl), so a
-one-thread setting stays on one core. Sums over all T·B rows into a few (``column_sums`` for the bias
+one-thread setting stays on one core. ``run_together`` runs parts of one time loop that do wait for each other
+step by step (an LSTM inference split by units), each on a thread of its own. Sums over all T·B rows into a few (``column_sums`` for the bias
 gradients, and ``matmul``'s ``da^T X`` when the result has too few rows to share) split those rows
 instead, each thread's part added at the end.
 
@@ -21,9 +22,12 @@ delete ``cells/fast/__pycache__/*.nbi`` and ``*.nbc`` (an installed release is c
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import itertools
 import os
+import threading
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -33,7 +37,7 @@ import numpy as np
 from numba import types
 from numba.extending import overload
 
-from ._jit import aligned_empty, rows_contiguous
+from ._jit import abort_steps, aligned_empty, rows_contiguous
 from ._kernel import pack, times_packed
 
 _ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112
@@ -201,9 +205,7 @@ def run_split(loop, n: int, *args, min_rows: int | None = None, macs: float = fl
     if len(blocks) == 1 and blas_threads() == 1:
         loop(0, n, *args)
         return
-    threads = _get_num_threads()
-    _set_num_threads(1)
-    try:
+    with _one_blas_thread():
         if parallel is not None and len(blocks) > 1 and macs <= SPINNING_MAX_MACS and _spinning_threads():
             numba.set_num_threads(min(len(blocks), numba.config.NUMBA_NUM_THREADS))
             parallel(np.array([b0 for b0, _ in blocks] + [blocks[-1][1]], np.int64), *args)
@@ -215,8 +217,51 @@ def run_split(loop, n: int, *args, min_rows: int | None = None, macs: float = fl
             errors = [error for error in (f.exception() for f in others) if error is not None]
         if errors:
             raise errors[0]
+
+
+@contextlib.contextmanager
+def _one_blas_thread() -> Iterator[None]:
+    """OpenBLAS set to one thread inside the block (process-wide), then set back."""
+    threads = _get_num_threads()
+    _set_num_threads(1)
+    try:
+        yield
     finally:
         _set_num_threads(threads)
+
+
+def run_together(loop, parts: list[tuple], counters: np.ndarray) -> None:
+    """``loop(*args)`` for every ``args`` of ``parts`` at once, for parts of one time loop that wait for each other
+    step by step on ``counters`` (``_jit.wait_for_steps``): the first on the calling thread, every other on a
+    thread of its own. In the pool a part could be queued behind one that waits for it; its own thread always
+    runs. If a part raises (or a thread cannot start), the abort flag stops the others' waits and the error is
+    raised here. OpenBLAS is set to one thread meanwhile, as in ``run_split``.
+    """
+    errors: list[BaseException] = []
+
+    def part(args: tuple) -> None:
+        try:
+            loop(*args)
+        except BaseException as error:
+            errors.append(error)
+            abort_steps(counters)
+
+    threads = [threading.Thread(target=part, args=(args,), name="rnnkit-part") for args in parts[1:]]
+    started = []
+    with _one_blas_thread():
+        try:
+            for thread in threads:
+                thread.start()
+                started.append(thread)
+            part(parts[0])
+        except BaseException:
+            abort_steps(counters)
+            raise
+        finally:  # every part has returned before the thread count goes back
+            for thread in started:
+                thread.join()
+    if errors:
+        raise errors[0]
 
 
 @numba.njit(cache=True, nogil=True)

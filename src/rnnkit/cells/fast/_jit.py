@@ -1,6 +1,6 @@
 """The pieces every fast cell shares: the numba decorator, the wide-vector hint, σ and tanh on scalars, the step mask,
-arrays on cache-line boundaries, and freed memory kept for reuse (``MEMORY_KEPT``, set when this module loads:
-see ``_memory``).
+arrays on cache-line boundaries, step counters for parts of a time loop that wait for each other, and freed memory
+kept for reuse (``MEMORY_KEPT``, set when this module loads: see ``_memory``).
 
 ``jit`` compiles with ``cache=True`` (the machine code is reused by the next process),
 ``error_model="numpy"`` (no division checks, which would block vectorisation) and
@@ -19,10 +19,12 @@ from __future__ import annotations
 
 import functools
 import math
+import platform
 
 import numba
 import numpy as np
 from numba import types
+from llvmlite import ir
 from numba.extending import intrinsic, overload
 
 from ..._validation import check_lengths, nonfinite_error
@@ -274,3 +276,73 @@ def weights_times_rows(W, x, out):
             for k in range(K):
                 s += W[n, k] * x[b, k]
             out[n, b] = s
+
+
+STEP_COUNTER_STRIDE = 16  # int64 slots from one part's step counter to the next: 128 bytes, never one cache line
+
+
+def step_counters(parts: int) -> np.ndarray:
+    """Zeroed step counters for ``parts`` parts of a time loop that wait for each other (``publish_steps``,
+    ``wait_for_steps``), each on a cache line of its own, and an abort flag after them (``abort_steps``)."""
+    return np.zeros((parts + 1) * STEP_COUNTER_STRIDE, np.int64)
+
+
+def abort_steps(counters: np.ndarray) -> None:
+    """Raise the abort flag: every ``wait_for_steps`` on ``counters`` returns False from now on."""
+    counters[-STEP_COUNTER_STRIDE] = 1
+
+
+@intrinsic
+def _load_acquire(typingctx, counters, i):
+    """counters[i], an atomic load with acquire ordering: what its writer stored before it is visible after it."""
+
+    def codegen(context, builder, signature, args):
+        data = context.make_array(signature.args[0])(context, builder, args[0]).data
+        return builder.load_atomic(builder.gep(data, [args[1]]), "acquire", 8)
+
+    return types.int64(counters, i), codegen
+
+
+@intrinsic
+def _store_release(typingctx, counters, i, value):
+    """counters[i] = value, an atomic store with release ordering: every store before it is visible first."""
+
+    def codegen(context, builder, signature, args):
+        data = context.make_array(signature.args[0])(context, builder, args[0]).data
+        builder.store_atomic(args[2], builder.gep(data, [args[1]]), "release", 8)
+        return context.get_dummy_value()
+
+    return types.void(counters, i, value), codegen
+
+
+@intrinsic
+def _spin_pause(typingctx):
+    """x86's ``pause`` in a spin-wait loop (frees the core's resources for its sibling); nothing elsewhere."""
+
+    def codegen(context, builder, signature, args):
+        if platform.machine().lower() in ("x86_64", "amd64", "i686", "x86"):
+            module = builder.module
+            pause = module.globals.get("llvm.x86.sse2.pause") or ir.Function(
+                module, ir.FunctionType(ir.VoidType(), []), name="llvm.x86.sse2.pause")
+            builder.call(pause, [])
+        return context.get_dummy_value()
+
+    return types.void(), codegen
+
+
+@jit
+def publish_steps(counters, k, steps):
+    """Part k has finished ``steps`` steps: its writes of them become visible to every ``wait_for_steps``."""
+    _store_release(counters, k * STEP_COUNTER_STRIDE, steps)
+
+
+@jit
+def wait_for_steps(counters, steps):
+    """Spin until every part has published ``steps`` steps (True), or until the abort flag is raised (False)."""
+    parts = counters.shape[0] // STEP_COUNTER_STRIDE - 1
+    for k in range(parts):
+        while _load_acquire(counters, k * STEP_COUNTER_STRIDE) < steps:
+            if _load_acquire(counters, parts * STEP_COUNTER_STRIDE) != 0:
+                return False
+            _spin_pause()
+    return True

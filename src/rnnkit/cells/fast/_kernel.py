@@ -228,15 +228,21 @@ def no_panels(K: int, dtype: np.dtype) -> np.ndarray:
 
 
 @jit
-def pack(W, trans):
-    """Panels ``P (ceil(N/NR), K, NR)`` of op(W) (K, N), op(W) = W.T if trans else W; zero past column N."""
+def pack(W, trans, columns=None):
+    """Panels ``P (ceil(N/NR), K, NR)`` of op(W) (K, N), op(W) = W.T if trans else W; zero past column N.
+
+    ``columns`` (int64): of op(W)[:, columns] instead (N = len(columns)), without a copy of them first (one
+    thread's units of the four gates, ``lstm._infer_units``)."""
     K, N = (W.shape[1], W.shape[0]) if trans else W.shape
+    if columns is not None:
+        N = columns.shape[0]
     NR = 2 * VECTOR_BYTES // W.itemsize
     P = np.zeros(((N + NR - 1) // NR, K, NR), W.dtype)
     for q in range(P.shape[0]):
         for k in range(K):
             for j in range(min(NR, N - q * NR)):
-                P[q, k, j] = W[q * NR + j, k] if trans else W[k, q * NR + j]
+                n = q * NR + j if columns is None else columns[q * NR + j]
+                P[q, k, j] = W[n, k] if trans else W[k, n]
     return P
 
 

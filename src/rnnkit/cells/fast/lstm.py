@@ -20,7 +20,9 @@ and Σ_b da_t to dW_ih, dW_hh and db while ``da_t`` is in the cache (``_gradient
 is written or read back (a training step at (B, T, D, H) = (512, 50, 1, 64): 27.5 → 24.4 ms on one core,
 (64, 200, 8, 16): 3.28 → 2.76). Larger weights get them as single GEMMs over all T·B rows after the loop
 (``_blas.matmul``). ``infer`` keeps one step of the gates and two of the state (alternating)
-instead of all of them.
+instead of all of them. On two threads or more, inference with weights beyond ``UNIT_SPLIT_MIN_BYTES`` splits the
+units instead of the rows (``_infer_units``): each thread computes every row of its share of the units and reads
+only their weights, and the threads wait for each other's part of h_{t-1} once per step.
 
 Each kernel loop writes one array (LLVM then vectorises it along the units). For float32 with H (and
 R, for ``_dh_new``) a multiple of 16 up to ``LANES_MAX_H``, on blocks of ``LANES_MIN_ROWS`` rows or more,
@@ -53,7 +55,7 @@ from ..lstm import (
     param_shapes,
     zero_state,
 )
-from ._blas import matmul, run_split, split_rows
+from ._blas import blas_threads, matmul, run_split, run_together, split_rows
 from ._gradients import add_step_gradients, after_loop, in_loop, parts, totals
 from ._jit import (
     aligned_copy,
@@ -64,10 +66,13 @@ from ._jit import (
     lengths_or_full,
     masked_state,
     output_sequence,
+    publish_steps,
     rows_contiguous,
     same_memory,
     sigmoid,
+    step_counters,
     tanh,
+    wait_for_steps,
     weights_times_rows,
     wide_vectors,
 )
@@ -635,6 +640,9 @@ def _run(p: dict[str, np.ndarray], cfg: LSTMConfig, x: np.ndarray, h0: np.ndarra
     H, P, R, dtype = cfg.hidden_size, cfg.proj_size, cfg.output_size, x.dtype
     b = p["b_ih"] + p["b_hh"]
     b[H:2 * H] += cfg.forget_bias  # TF1: a constant on the forget pre-activation
+    parts = [] if rec_mask is not None else _unit_parts(cfg, x.shape, keep, dtype)
+    if parts:
+        return _infer_units(p, cfg, x, h0, c0, lengths, b, parts)
     steps = T if keep else 1  # steps of the per-step arrays held at once
     W_ih, W_hh = p["W_ih"], p["W_hh"]
     P_xh, P_ih = no_panels(D + R, dtype), no_panels(D, dtype)
@@ -670,6 +678,91 @@ def _run(p: dict[str, np.ndarray], cfg: LSTMConfig, x: np.ndarray, h0: np.ndarra
              "c_raw": c_raw if cfg.cell_clip is not None else cs[1:],  # without a clip any c passes
              "h_raw": h_raw if cfg.proj_clip is not None else hs[1:]}
     return y_out, state, cache
+
+
+UNIT_SPLIT_MIN_BYTES = 1 << 20  # weights [W_ih, W_hh] beyond which inference on two threads or more splits the
+# units instead of the rows (``_infer_units``). Measured at two threads, layer inference: (32, 100, 65, 512), 4.7 MB,
+# 35.5-37.8 -> 30.9-32.9 ms; (64, 100, 256, 1024), 21 MB, 271-288 -> 253-267; (64, 100, 65, 256), 1.3 MB, 19.1-22.1
+# -> 17.7-18.1; (32, 100, 65, 128), 0.4 MB, 3.0-3.3 -> 3.7-3.9 (each thread's part of a step too small to gain)
+UNIT_SPLIT_MIN_MACS = 1 << 28  # less work (multiply-adds in all) keeps the row split: starting a thread per part
+# costs about 0.1 ms a call
+
+
+def _unit_parts(cfg: LSTMConfig, shape: tuple[int, int, int], keep: bool, dtype: np.dtype) -> list[tuple[int, int]]:
+    """Each thread's units [u0, u1) (multiples of ``LANES`` apart) when ``_run`` splits an inference forward of
+    ``x (T, B, D)`` by units; [] to split it by rows: for a training forward, with a projection (whose product
+    needs every unit of m_t), on one thread, with fewer than 2·``LANES`` units, below ``UNIT_SPLIT_MIN_MACS`` or
+    with weights up to ``UNIT_SPLIT_MIN_BYTES``."""
+    T, B, D = shape
+    H = cfg.hidden_size
+    n = min(blas_threads(), H // LANES)
+    weights = (D + H) * 4 * H * np.dtype(dtype).itemsize
+    if keep or cfg.proj_size or n < 2 or T * B * 4 * H * (D + H) < UNIT_SPLIT_MIN_MACS or weights <= UNIT_SPLIT_MIN_BYTES:
+        return []
+    edges = [H * k // n // LANES * LANES for k in range(n)] + [H]
+    return list(zip(edges[:-1], edges[1:]))
+
+
+@jit
+def _forward_units(k, x, W_ih, W_hh, units, bias, alpha, lengths, w_ci, w_cf, w_co, cell_clip, proj_clip, gates, hs,
+                   cs, c_raw, tanh_c, m, y, counters):
+    """Part k of an inference forward split by units (``_infer_units``): every row, its ``units`` of the four gates
+    (their rows of W_ih and W_hh, packed here on its own thread), its columns u0..u1 of h_t and y_t in the shared
+    ``hs (2, B, H)`` and ``y (T, B, H)``; ``cs (2, B, Hk)``, ``gates (B, 4 Hk)`` and the rest its own.
+
+    A step's recurrent product waits until every part has published h_{t-1}; the others may still read h_{t-2}
+    from the slot this part then writes only after they have published h_{t-1}, so two slots of h suffice."""
+    T, B, Hk = y.shape[0], y.shape[1], cs.shape[2]
+    u0 = units[0]
+    P_ih, P_hh = pack(W_ih, True, units), pack(W_hh, True, units)
+    for t in range(T):
+        times_packed(0, B, x[t], P_ih, gates, 0.0)
+        if not wait_for_steps(counters, t):
+            return
+        times_packed(0, B, hs[t % 2], P_hh, gates, 1.0)  # + h_{t-1} W_hh^T
+        c, c_t = cs[t % 2], cs[(t + 1) % 2]
+        if B < LANES_MIN_ROWS or not _cell_forward_lanes(0, B, t, lengths, gates, bias, c, w_ci, w_cf, w_co, cell_clip,
+                                                         c_raw, c_t, tanh_c, m):
+            _cell_forward(0, B, t, lengths, gates, bias, alpha, c, w_ci, w_cf, w_co, cell_clip, c_raw, c_t, tanh_c, m)
+        _emit(0, B, t, lengths, m, proj_clip, hs[t % 2][:, u0:u0 + Hk], hs[(t + 1) % 2][:, u0:u0 + Hk], y[t][:, u0:u0 + Hk])
+        publish_steps(counters, k, t + 1)
+
+
+def _infer_units(p: dict[str, np.ndarray], cfg: LSTMConfig, x: np.ndarray, h0: np.ndarray, c0: np.ndarray,
+                 lengths: np.ndarray, b: np.ndarray, parts: list[tuple[int, int]]) -> tuple[np.ndarray, State, None]:
+    """``_run`` of an inference forward (no projection) split by units over threads instead of by rows: thread k
+    computes every row of its units [u0, u1) of i, f, g and o, so it reads only their rows of W_ih and W_hh,
+    and the threads wait for each other's part of h_{t-1} before each step's recurrent product
+    (``_jit.wait_for_steps``; ``_blas.run_together``).
+
+    Split by rows, every thread reads all the weights on every step, from L3 once they exceed the core's L2
+    cache. Measured at two threads, the per-step products alone: (32, 577) @ (577, 2048) 219 → 202-266 GFLOP/s,
+    (64, 1280) @ (1280, 4096) 169-172 → 222-226. The results are those of the row split bitwise: each output of a
+    product is the same sum over k in the same order (with up to ``STEPWISE_PROJECTION_MAX_D`` input features the
+    row split's one product on [x_t, h̃_{t-1}] rounds the sum of its two parts once less).
+    """
+    T, B, D = x.shape
+    H, dtype = cfg.hidden_size, x.dtype
+    hs = aligned_empty((2, B, H), dtype)
+    hs[0] = h0
+    y = aligned_empty((T, B, H), dtype)
+    alpha = _joint_alpha(cfg, dtype)
+    w_ci, w_cf, w_co, cell_clip, proj_clip = _options(p, cfg)  # proj_clip: ±inf (no projection)
+    counters = step_counters(len(parts))
+    arguments, cells = [], []
+    for k, (u0, u1) in enumerate(parts):
+        units = np.concatenate([np.arange(g * H + u0, g * H + u1) for g in range(4)])
+        Hk = u1 - u0
+        cs = aligned_empty((2, B, Hk), dtype)
+        cs[0] = c0[:, u0:u1]
+        cells.append(cs)
+        arguments.append((k, x, p["W_ih"], p["W_hh"], units, b[units], alpha[units] if alpha.size else alpha, lengths,
+                          w_ci[u0:u1], w_cf[u0:u1], w_co[u0:u1], cell_clip, proj_clip,
+                          aligned_empty((B, 4 * Hk), dtype), hs, cs, *(aligned_empty((B, Hk), dtype) for _ in range(3)),
+                          y, counters))
+    run_together(_forward_units, arguments, counters)
+    state = (hs[T % 2].copy(), np.concatenate([cs[T % 2] for cs in cells], axis=1))
+    return y, state, None
 
 
 def backward(
