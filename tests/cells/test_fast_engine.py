@@ -180,44 +180,53 @@ UNIT_SPLIT_CASES = [  # (hidden, input features, threads, dtype): parts of 16-48
 @pytest.mark.parametrize("masked", [False, True])
 @pytest.mark.parametrize("options", [name for name, options in LSTM_OPTIONS.items() if "proj_size" not in options])
 @pytest.mark.parametrize("hidden, features, threads, dtype", UNIT_SPLIT_CASES)
-def test_lstm_inference_split_by_units(hidden, features, threads, dtype, options, masked, monkeypatch):
-    """Inference on two threads or more with weights beyond ``UNIT_SPLIT_MIN_BYTES`` runs one part of the units per
-    thread (``_infer_units``), waiting step by step for the others' part of h_{t-1}. It gives the reference's y and
-    final state, with lengths (sequences of 1 to T steps) and from a random state, and the row split's bitwise
-    (where that computes a step as two products: more than STEPWISE_PROJECTION_MAX_D input features)."""
+def test_lstm_split_by_units(hidden, features, threads, dtype, options, masked, monkeypatch):
+    """A forward on two threads or more with weights beyond ``UNIT_SPLIT_MIN_BYTES`` runs one part of the units per
+    thread (``_run_unit_parts``), waiting step by step for the others' part of h_{t-1}. Inference and training
+    (forward, then the backward from its cache) give the reference's outputs and gradients, with lengths (1 to T
+    steps) and from a random state; and the row split's bitwise where that computes a step as two products (more
+    than STEPWISE_PROJECTION_MAX_D input features)."""
     fast_lstm = FAST[lstm]
     cfg = lstm.LSTMConfig(features, hidden, **LSTM_OPTIONS[options])
-    p, (x, state0, lengths, _), _ = _random_case(lstm, cfg, np.random.default_rng(11), dtype, masked=masked, B=16)
-    expected = lstm.forward(p, cfg, x, state0, lengths)[:2]
-    row_split = fast_lstm.infer(p, cfg, x, state0, lengths)
+    p, (x, state0, lengths, _), bwd = _random_case(lstm, cfg, np.random.default_rng(11), dtype, masked=masked, B=16)
+
+    def run(engine):
+        y, stateT, cache = engine.forward(p, cfg, x, state0, lengths)
+        return {"infer": engine.infer(p, cfg, x, state0, lengths), "train": (y, stateT),
+                "grads": engine.backward(p, cfg, cache, **bwd)}
+
+    expected, row_split = run(lstm), run(fast_lstm)
     monkeypatch.setattr(fast_lstm, "blas_threads", lambda: threads)
     monkeypatch.setattr(fast_lstm, "UNIT_SPLIT_MIN_BYTES", 0)
     monkeypatch.setattr(fast_lstm, "UNIT_SPLIT_MIN_MACS", 0)
-    parts = fast_lstm._unit_parts(cfg, x.shape, False, dtype)
+    monkeypatch.setattr(fast_lstm, "UNIT_SPLIT_TRAINING_MIN_INNER", 0)
+    parts = fast_lstm._unit_parts(cfg, x.shape, True, dtype)
     assert len(parts) == threads and parts[0][0] == 0 and parts[-1][1] == hidden
     assert all(u1 - u0 >= 16 and u0 % 16 == 0 for u0, u1 in parts)
     calls = []
     run_together = fast_lstm.run_together
     monkeypatch.setattr(fast_lstm, "run_together", lambda loop, arguments, counters: (
         calls.append(len(arguments)), run_together(loop, arguments, counters)))
-    units = fast_lstm.infer(p, cfg, x, state0, lengths)
-    assert calls == [threads]
-    _assert_close({"infer": expected}, {"infer": units}, dtype, 5e-6 if dtype == np.float32 else None)
+    units = run(fast_lstm)
+    assert calls == [threads, threads]  # the training forward and the inference
+    _assert_close(expected, units, dtype, 5e-6 if dtype == np.float32 else None)
     if features > fast_lstm.STEPWISE_PROJECTION_MAX_D:
-        for name, a, b in [("y", row_split[0], units[0]), ("h_T", row_split[1][0], units[1][0]),
-                           ("c_T", row_split[1][1], units[1][1])]:
+        for (name, a), (_, b) in zip(_flat(row_split), _flat(units), strict=True):
             assert np.array_equal(a, b), name
 
 
 def test_lstm_unit_split_only_where_it_gains(monkeypatch):
-    """The rule of ``_unit_parts``: inference with weights beyond UNIT_SPLIT_MIN_BYTES and work beyond
-    UNIT_SPLIT_MIN_MACS, on two threads or more, no projection, at least 16 units per part."""
+    """The rule of ``_unit_parts``: weights beyond UNIT_SPLIT_MIN_BYTES and work beyond UNIT_SPLIT_MIN_MACS, on
+    two threads or more, no projection, at least 16 units per part; in training also D + H from
+    UNIT_SPLIT_TRAINING_MIN_INNER on."""
     fast_lstm = FAST[lstm]
     monkeypatch.setattr(fast_lstm, "blas_threads", lambda: 2)
     charlm512, shape = lstm.LSTMConfig(65, 512), (100, 32, 65)
     assert fast_lstm._unit_parts(charlm512, shape, False, np.float32) == [(0, 256), (256, 512)]
     assert fast_lstm._unit_parts(lstm.LSTMConfig(65, 520), shape, False, np.float32) == [(0, 256), (256, 520)]
-    assert fast_lstm._unit_parts(charlm512, shape, True, np.float32) == []  # training keeps the row split
+    assert fast_lstm._unit_parts(charlm512, shape, True, np.float32) == []  # training: D + H = 577
+    large = lstm.LSTMConfig(256, 1024)
+    assert fast_lstm._unit_parts(large, (100, 64, 256), True, np.float32) == [(0, 512), (512, 1024)]
     assert fast_lstm._unit_parts(lstm.LSTMConfig(65, 512, proj_size=256), shape, False, np.float32) == []
     assert fast_lstm._unit_parts(lstm.LSTMConfig(65, 128), shape, False, np.float32) == []  # 0.4 MB of weights
     assert fast_lstm._unit_parts(charlm512, (1, 1, 65), False, np.float32) == []  # one step of one sequence

@@ -232,7 +232,7 @@ def pack(W, trans, columns=None):
     """Panels ``P (ceil(N/NR), K, NR)`` of op(W) (K, N), op(W) = W.T if trans else W; zero past column N.
 
     ``columns`` (int64): of op(W)[:, columns] instead (N = len(columns)), without a copy of them first (one
-    thread's units of the four gates, ``lstm._infer_units``)."""
+    thread's units of the four gates, ``lstm._run_unit_parts``)."""
     K, N = (W.shape[1], W.shape[0]) if trans else W.shape
     if columns is not None:
         N = columns.shape[0]

@@ -20,8 +20,8 @@ and Σ_b da_t to dW_ih, dW_hh and db while ``da_t`` is in the cache (``_gradient
 is written or read back (a training step at (B, T, D, H) = (512, 50, 1, 64): 27.5 → 24.4 ms on one core,
 (64, 200, 8, 16): 3.28 → 2.76). Larger weights get them as single GEMMs over all T·B rows after the loop
 (``_blas.matmul``). ``infer`` keeps one step of the gates and two of the state (alternating)
-instead of all of them. On two threads or more, inference with weights beyond ``UNIT_SPLIT_MIN_BYTES`` splits the
-units instead of the rows (``_infer_units``): each thread computes every row of its share of the units and reads
+instead of all of them. On two threads or more, a forward with weights beyond ``UNIT_SPLIT_MIN_BYTES`` splits the
+units instead of the rows (``_run_unit_parts``): each thread computes every row of its share of the units and reads
 only their weights, and the threads wait for each other's part of h_{t-1} once per step.
 
 Each kernel loop writes one array (LLVM then vectorises it along the units). For float32 with H (and
@@ -634,16 +634,47 @@ def _checked_run(p: dict[str, np.ndarray], cfg: LSTMConfig, x: np.ndarray, state
 
 def _run(p: dict[str, np.ndarray], cfg: LSTMConfig, x: np.ndarray, h0: np.ndarray, c0: np.ndarray,
          lengths: np.ndarray, rec_mask: np.ndarray | None, keep: bool) -> tuple[np.ndarray, State, dict]:
-    """The forward of checked inputs: the input projection, then the time loops over row blocks;
-    ``keep``: keep every step for the backward (the cache), else one step (the cache is None)."""
+    """The forward of checked inputs: the time loops over row blocks, or over parts of the units
+    (``_unit_parts``); ``keep``: keep every step for the backward (the cache), else one step (the cache is None)."""
     T, B, D = x.shape
     H, P, R, dtype = cfg.hidden_size, cfg.proj_size, cfg.output_size, x.dtype
     b = p["b_ih"] + p["b_hh"]
     b[H:2 * H] += cfg.forget_bias  # TF1: a constant on the forget pre-activation
+    steps = T if keep else 1  # steps of the per-step arrays held at once
+    hs, cs = aligned_empty((steps + 1, B, R), dtype), aligned_empty((steps + 1, B, H), dtype)  # carried h_0..T, c_0..T
+    hs[0], cs[0] = h0, c0
+    # c_t before its clip and the step's h before its clip: kept for every step only when a clip needs them
+    c_raw = aligned_empty((steps if cfg.cell_clip is not None else 1, B, H), dtype)
+    h_raw = aligned_empty((steps if cfg.proj_clip is not None else 1, B, R), dtype)
+    tanh_c = aligned_empty((1, B, H), dtype)  # tanh(c_t): the backward computes it again
+    y, y_out = output_sequence(hs, T, lengths, keep)
+    m = aligned_empty((steps, B, H), dtype) if P else h_raw  # o ⊙ tanh(c), the projection's input
+    mask = aligned_full((B, R), 1, dtype) if rec_mask is None else np.ascontiguousarray(rec_mask)
     parts = [] if rec_mask is not None else _unit_parts(cfg, x.shape, keep, dtype)
     if parts:
-        return _infer_units(p, cfg, x, h0, c0, lengths, b, parts)
-    steps = T if keep else 1  # steps of the per-step arrays held at once
+        gates = aligned_empty((T if keep else 0, B, 4 * H), dtype)
+        _run_unit_parts(p, cfg, x, lengths, b, parts, gates, hs, cs, c_raw, y)
+    else:
+        gates = _run_row_blocks(p, cfg, x, lengths, rec_mask, keep, b, mask, hs, cs, c_raw, h_raw, tanh_c, m, y)
+    state = (hs[T % len(hs)].copy(), cs[T % len(cs)].copy())
+    if not keep:
+        return y_out, state, None
+    cache = {"x": x, "gates": gates, "hs": hs, "cs": cs, "m": m if P else None, "lengths": lengths,
+             "mask": mask, "masked": rec_mask is not None,
+             "c_raw": c_raw if cfg.cell_clip is not None else cs[1:],  # without a clip any c passes
+             "h_raw": h_raw if cfg.proj_clip is not None else hs[1:]}
+    return y_out, state, cache
+
+
+def _run_row_blocks(p: dict[str, np.ndarray], cfg: LSTMConfig, x: np.ndarray, lengths: np.ndarray,
+                    rec_mask: np.ndarray | None, keep: bool, b: np.ndarray, mask: np.ndarray, hs: np.ndarray,
+                    cs: np.ndarray, c_raw: np.ndarray, h_raw: np.ndarray, tanh_c: np.ndarray, m: np.ndarray,
+                    y: np.ndarray) -> np.ndarray:
+    """``_forward_rows`` on row blocks in parallel threads (``run_split``), after the input projection's choice
+    (one product per step on [x_t, h̃_{t-1}], two, or one GEMM before the loop); returns the gates."""
+    T, B, D = x.shape
+    H, P, R, dtype = cfg.hidden_size, cfg.proj_size, cfg.output_size, x.dtype
+    steps = T if keep else 1
     W_ih, W_hh = p["W_ih"], p["W_hh"]
     P_xh, P_ih = no_panels(D + R, dtype), no_panels(D, dtype)
     if D <= STEPWISE_PROJECTION_MAX_D:  # one product per step on [x_t, h̃_{t-1}]
@@ -657,112 +688,117 @@ def _run(p: dict[str, np.ndarray], cfg: LSTMConfig, x: np.ndarray, h0: np.ndarra
     else:
         gates = matmul(x.reshape(T * B, D), W_ih, trans_b=True).reshape(T, B, 4 * H)
     xh = aligned_empty((B, R), dtype)
-    hs, cs = aligned_empty((steps + 1, B, R), dtype), aligned_empty((steps + 1, B, H), dtype)  # carried h_0..T, c_0..T
-    hs[0], cs[0] = h0, c0
-    # c_t before its clip and the step's h before its clip: kept for every step only when a clip needs them
-    c_raw = aligned_empty((steps if cfg.cell_clip is not None else 1, B, H), dtype)
-    h_raw = aligned_empty((steps if cfg.proj_clip is not None else 1, B, R), dtype)
-    tanh_c = aligned_empty((1, B, H), dtype)  # tanh(c_t): the backward computes it again
-    y, y_out = output_sequence(hs, T, lengths, keep)
-    m = aligned_empty((steps, B, H), dtype) if P else h_raw  # o ⊙ tanh(c), the projection's input
-    mask = aligned_full((B, R), 1, dtype) if rec_mask is None else np.ascontiguousarray(rec_mask)
     macs = T * B * (4 * H * (R + D * (len(P_ih) + len(P_xh) > 0)) + P * H)  # the products of the time loop
     run_split(_forward_rows, B, x, P_xh, P_ih, b, _joint_alpha(cfg, dtype), P_hh, _packed_projection(p, cfg, True), mask,
               rec_mask is not None, lengths, *_options(p, cfg), gates, hs, cs, c_raw, h_raw, tanh_c, m, y, xh, macs=macs,
               parallel=_forward_blocks)
-    state = (hs[T % len(hs)].copy(), cs[T % len(cs)].copy())
-    if not keep:
-        return y_out, state, None
-    cache = {"x": x, "gates": gates, "hs": hs, "cs": cs, "m": m if P else None, "lengths": lengths,
-             "mask": mask, "masked": rec_mask is not None,
-             "c_raw": c_raw if cfg.cell_clip is not None else cs[1:],  # without a clip any c passes
-             "h_raw": h_raw if cfg.proj_clip is not None else hs[1:]}
-    return y_out, state, cache
+    return gates
 
 
-UNIT_SPLIT_MIN_BYTES = 1 << 20  # weights [W_ih, W_hh] beyond which inference on two threads or more splits the
-# units instead of the rows (``_infer_units``). Measured at two threads, layer inference: (32, 100, 65, 512), 4.7 MB,
-# 35.5-37.8 -> 30.9-32.9 ms; (64, 100, 256, 1024), 21 MB, 271-288 -> 253-267; (64, 100, 65, 256), 1.3 MB, 19.1-22.1
-# -> 17.7-18.1; (32, 100, 65, 128), 0.4 MB, 3.0-3.3 -> 3.7-3.9 (each thread's part of a step too small to gain)
+UNIT_SPLIT_MIN_BYTES = 1 << 20  # weights [W_ih, W_hh] beyond which the forward on two threads or more splits the
+# units instead of the rows (``_run_unit_parts``). Measured at two threads, layer inference: (32, 100, 65, 512), 4.7
+# MB, 35.5-37.8 -> 30.9-32.9 ms; (64, 100, 256, 1024), 21 MB, 271-288 -> 253-267; (64, 100, 65, 256), 1.3 MB,
+# 19.1-22.1 -> 17.7-18.1; (32, 100, 65, 128), 0.4 MB, 3.0-3.3 -> 3.7-3.9 (each thread's part of a step too small)
 UNIT_SPLIT_MIN_MACS = 1 << 28  # less work (multiply-adds in all) keeps the row split: starting a thread per part
 # costs about 0.1 ms a call
+UNIT_SPLIT_TRAINING_MIN_INNER = 1024  # input features + units (D + H) from which a training forward splits the units
+# too: each part then copies its i, f, g, o of a step into the cache's (T, B, 4H) gates, stores that miss the caches
+# (about 2.4 GB/s here), against D + H multiply-adds per value. Measured at two threads, the training forward:
+# (64, 100, 256, 1024) 342-377 -> 275-302 ms; (32, 100, 65, 512) 37.9-41.0 -> 36.6-37.1; (64, 100, 65, 256)
+# 19.8-20.7 -> 25.1-26.7 (without the copy: 19.2-19.4)
 
 
 def _unit_parts(cfg: LSTMConfig, shape: tuple[int, int, int], keep: bool, dtype: np.dtype) -> list[tuple[int, int]]:
-    """Each thread's units [u0, u1) (multiples of ``LANES`` apart) when ``_run`` splits an inference forward of
-    ``x (T, B, D)`` by units; [] to split it by rows: for a training forward, with a projection (whose product
-    needs every unit of m_t), on one thread, with fewer than 2·``LANES`` units, below ``UNIT_SPLIT_MIN_MACS`` or
-    with weights up to ``UNIT_SPLIT_MIN_BYTES``."""
+    """Each thread's units [u0, u1) (multiples of ``LANES`` apart) when ``_run`` splits a forward of ``x (T, B, D)``
+    by units; [] to split it by rows: with a projection (whose product needs every unit of m_t), on one thread,
+    with fewer than 2·``LANES`` units, below ``UNIT_SPLIT_MIN_MACS``, with weights up to ``UNIT_SPLIT_MIN_BYTES``, or
+    for a training forward (``keep``) with D + H below ``UNIT_SPLIT_TRAINING_MIN_INNER``."""
     T, B, D = shape
     H = cfg.hidden_size
     n = min(blas_threads(), H // LANES)
     weights = (D + H) * 4 * H * np.dtype(dtype).itemsize
-    if keep or cfg.proj_size or n < 2 or T * B * 4 * H * (D + H) < UNIT_SPLIT_MIN_MACS or weights <= UNIT_SPLIT_MIN_BYTES:
+    if cfg.proj_size or n < 2 or T * B * 4 * H * (D + H) < UNIT_SPLIT_MIN_MACS or weights <= UNIT_SPLIT_MIN_BYTES \
+            or (keep and D + H < UNIT_SPLIT_TRAINING_MIN_INNER):
         return []
     edges = [H * k // n // LANES * LANES for k in range(n)] + [H]
     return list(zip(edges[:-1], edges[1:]))
 
 
 @jit
-def _forward_units(k, x, W_ih, W_hh, units, bias, alpha, lengths, w_ci, w_cf, w_co, cell_clip, proj_clip, gates, hs,
-                   cs, c_raw, tanh_c, m, y, counters):
-    """Part k of an inference forward split by units (``_infer_units``): every row, its ``units`` of the four gates
-    (their rows of W_ih and W_hh, packed here on its own thread), its columns u0..u1 of h_t and y_t in the shared
-    ``hs (2, B, H)`` and ``y (T, B, H)``; ``cs (2, B, Hk)``, ``gates (B, 4 Hk)`` and the rest its own.
+def _to_columns(src, s0, dst, d0, n):
+    """dst[:, d0:d0 + n] = src[:, s0:s0 + n], both C-contiguous (B, ·): a part's units into an array of all units
+    (a column slice of src would be a strided array, whose copy LLVM does not vectorise)."""
+    for b in range(src.shape[0]):
+        for j in range(n):
+            dst[b, d0 + j] = src[b, s0 + j]
 
-    A step's recurrent product waits until every part has published h_{t-1}; the others may still read h_{t-2}
-    from the slot this part then writes only after they have published h_{t-1}, so two slots of h suffice."""
-    T, B, Hk = y.shape[0], y.shape[1], cs.shape[2]
+
+@jit
+def _forward_units(k, x, W_ih, W_hh, units, bias, alpha, lengths, w_ci, w_cf, w_co, cell_clip, proj_clip, a, c, c_raw,
+                   tanh_c, m, gates, hs, cs, c_raws, y, counters):
+    """Part k of a forward split by units (``_run_unit_parts``): every row, its ``units`` of the four gates (their
+    rows of W_ih and W_hh, packed here on its own thread). Its cell math runs on arrays of its own, contiguous
+    (``a (B, 4 Hk)``, ``c (2, B, Hk)`` alternating, ``c_raw``, ``tanh_c``, ``m (B, Hk)``); it writes its columns
+    u0..u1 of the shared h_t and y_t (``hs``, ``y``, as ``_forward_rows`` indexes them) and c_t (``cs``), and in a
+    training forward i, f, g, o into ``gates (T, B, 4H)`` and, with a cell clip, c_raw into ``c_raws`` (both
+    empty otherwise).
+
+    A step's recurrent product waits until every part has published h_{t-1}. In inference (two slots of h,
+    alternating) the slot this part writes next may hold h_{t-2}, which the others read only before they
+    published h_{t-1}."""
+    T, B, Hk, H = y.shape[0], y.shape[1], c.shape[2], hs.shape[2]
     u0 = units[0]
     P_ih, P_hh = pack(W_ih, True, units), pack(W_hh, True, units)
     for t in range(T):
-        times_packed(0, B, x[t], P_ih, gates, 0.0)
+        times_packed(0, B, x[t], P_ih, a, 0.0)
         if not wait_for_steps(counters, t):
             return
-        times_packed(0, B, hs[t % 2], P_hh, gates, 1.0)  # + h_{t-1} W_hh^T
-        c, c_t = cs[t % 2], cs[(t + 1) % 2]
-        if B < LANES_MIN_ROWS or not _cell_forward_lanes(0, B, t, lengths, gates, bias, c, w_ci, w_cf, w_co, cell_clip,
+        times_packed(0, B, hs[t % len(hs)], P_hh, a, 1.0)  # + h_{t-1} W_hh^T
+        c_prev, c_t = c[t % 2], c[(t + 1) % 2]
+        if B < LANES_MIN_ROWS or not _cell_forward_lanes(0, B, t, lengths, a, bias, c_prev, w_ci, w_cf, w_co, cell_clip,
                                                          c_raw, c_t, tanh_c, m):
-            _cell_forward(0, B, t, lengths, gates, bias, alpha, c, w_ci, w_cf, w_co, cell_clip, c_raw, c_t, tanh_c, m)
-        _emit(0, B, t, lengths, m, proj_clip, hs[t % 2][:, u0:u0 + Hk], hs[(t + 1) % 2][:, u0:u0 + Hk], y[t][:, u0:u0 + Hk])
+            _cell_forward(0, B, t, lengths, a, bias, alpha, c_prev, w_ci, w_cf, w_co, cell_clip, c_raw, c_t, tanh_c, m)
+        _to_columns(c_t, 0, cs[(t + 1) % len(cs)], u0, Hk)
+        if len(c_raws) > 0:
+            _to_columns(c_raw, 0, c_raws[t], u0, Hk)
+        if len(gates) > 0:
+            for g in range(4):
+                _to_columns(a, g * Hk, gates[t], g * H + u0, Hk)
+        _emit(0, B, t, lengths, m, proj_clip, hs[t % len(hs)][:, u0:u0 + Hk], hs[(t + 1) % len(hs)][:, u0:u0 + Hk],
+              y[t][:, u0:u0 + Hk])
         publish_steps(counters, k, t + 1)
 
 
-def _infer_units(p: dict[str, np.ndarray], cfg: LSTMConfig, x: np.ndarray, h0: np.ndarray, c0: np.ndarray,
-                 lengths: np.ndarray, b: np.ndarray, parts: list[tuple[int, int]]) -> tuple[np.ndarray, State, None]:
-    """``_run`` of an inference forward (no projection) split by units over threads instead of by rows: thread k
-    computes every row of its units [u0, u1) of i, f, g and o, so it reads only their rows of W_ih and W_hh,
-    and the threads wait for each other's part of h_{t-1} before each step's recurrent product
-    (``_jit.wait_for_steps``; ``_blas.run_together``).
+def _run_unit_parts(p: dict[str, np.ndarray], cfg: LSTMConfig, x: np.ndarray, lengths: np.ndarray, b: np.ndarray,
+                    parts: list[tuple[int, int]], gates: np.ndarray, hs: np.ndarray, cs: np.ndarray,
+                    c_raw: np.ndarray, y: np.ndarray) -> None:
+    """The forward (no projection) split by units over threads instead of by rows: thread k computes every row of
+    its units [u0, u1) of i, f, g and o, so it reads only their rows of W_ih and W_hh, and the threads wait for
+    each other's part of h_{t-1} before each step's recurrent product (``_jit.wait_for_steps``;
+    ``_blas.run_together``). The arrays are ``_run``'s.
 
     Split by rows, every thread reads all the weights on every step, from L3 once they exceed the core's L2
     cache. Measured at two threads, the per-step products alone: (32, 577) @ (577, 2048) 219 → 202-266 GFLOP/s,
     (64, 1280) @ (1280, 4096) 169-172 → 222-226. The results are those of the row split bitwise: each output of a
     product is the same sum over k in the same order (with up to ``STEPWISE_PROJECTION_MAX_D`` input features the
-    row split's one product on [x_t, h̃_{t-1}] rounds the sum of its two parts once less).
+    row split's one product on [x_t, h̃_{t-1}] rounds the sum of its two parts once less, and in training with
+    W_ih beyond ``STEPWISE_PROJECTION_MAX_BYTES`` it computes x W_ih^T as one GEMM).
     """
-    T, B, D = x.shape
-    H, dtype = cfg.hidden_size, x.dtype
-    hs = aligned_empty((2, B, H), dtype)
-    hs[0] = h0
-    y = aligned_empty((T, B, H), dtype)
+    B, H, dtype = x.shape[1], cfg.hidden_size, x.dtype
     alpha = _joint_alpha(cfg, dtype)
     w_ci, w_cf, w_co, cell_clip, proj_clip = _options(p, cfg)  # proj_clip: ±inf (no projection)
+    c_raws = c_raw if len(c_raw) == len(gates) > 0 else c_raw[:0]  # kept for the backward: training with a cell clip
     counters = step_counters(len(parts))
-    arguments, cells = [], []
+    arguments = []
     for k, (u0, u1) in enumerate(parts):
         units = np.concatenate([np.arange(g * H + u0, g * H + u1) for g in range(4)])
         Hk = u1 - u0
-        cs = aligned_empty((2, B, Hk), dtype)
-        cs[0] = c0[:, u0:u1]
-        cells.append(cs)
+        c = aligned_empty((2, B, Hk), dtype)
+        c[0] = cs[0][:, u0:u1]
         arguments.append((k, x, p["W_ih"], p["W_hh"], units, b[units], alpha[units] if alpha.size else alpha, lengths,
-                          w_ci[u0:u1], w_cf[u0:u1], w_co[u0:u1], cell_clip, proj_clip,
-                          aligned_empty((B, 4 * Hk), dtype), hs, cs, *(aligned_empty((B, Hk), dtype) for _ in range(3)),
-                          y, counters))
+                          w_ci[u0:u1], w_cf[u0:u1], w_co[u0:u1], cell_clip, proj_clip, aligned_empty((B, 4 * Hk), dtype),
+                          c, *(aligned_empty((B, Hk), dtype) for _ in range(3)), gates, hs, cs, c_raws, y, counters))
     run_together(_forward_units, arguments, counters)
-    state = (hs[T % 2].copy(), np.concatenate([cs[T % 2] for cs in cells], axis=1))
-    return y, state, None
 
 
 def backward(
