@@ -149,11 +149,14 @@ def _forget_pool() -> None:
 os.register_at_fork(after_in_child=_forget_pool)
 
 
-SPINNING_MAX_MACS = 1 << 26  # jobs (multiply-adds in all) up to which the blocks go to numba's OpenMP threads
+SPINNING_MAX_MACS = 1 << 29  # jobs (multiply-adds in all) up to which the blocks go to numba's OpenMP threads
 # rather than the pool, when given a ``parallel`` twin: waking a pool thread and handing the result back costs
 # about 80 µs a call on these machines (measured: a do-nothing split, 78 µs), OpenMP's spinning threads about
-# 2 µs. Larger jobs keep the pool: there those µs do not count, and OpenMP's threads spin on (some
-# milliseconds) after each parallel region, when OpenBLAS's threads may want the cores for a GEMM.
+# 2 µs, and a time loop on a pool thread ran slower too (two threads, old limit 2^26 -> 2^29, alternated: LSTM
+# (32, 100, 65, 128) training 12.4-15.4 -> 11.5-12.5 ms, GRU (512, 50, 1, 64) 19.5-20.2 -> 16.4-17.2, RNN
+# (512, 50, 1, 128) 18.4-19.9 -> 16.6-17.8). Larger jobs keep the pool: OpenMP's threads spin on (some
+# milliseconds) after each parallel region, and slowed the GEMMs that follow on the pool (RNN (32, 100, 65, 512),
+# 945M multiply-adds, with its weight gradients as GEMMs after the loop: 32.5-34.5 -> 36.4-37.8 ms at 2^30).
 
 _SPINNING: bool | None = None  # whether numba's threading layer spins between regions (None: not known yet)
 
