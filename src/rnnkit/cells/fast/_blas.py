@@ -11,10 +11,10 @@ per-step products go through the packed kernel (``_kernel``).
 thread: rows of a batch never interact inside a time loop, so each thread runs a whole loop on its
 rows (products on a one-thread BLAS), in parallel, with no synchronisation per step. The number of blocks is
 the number of threads NumPy's OpenBLAS is set to use (``OPENBLAS_NUM_THREADS``, threadpoolctl), so a
-one-thread setting stays on one core. ``run_together`` runs parts of one time loop that do wait for each other
-step by step (an LSTM inference split by units), each on a thread of its own. Sums over all T·B rows into a few (``column_sums`` for the bias
-gradients, and ``matmul``'s ``da^T X`` when the result has too few rows to share) split those rows
-instead, each thread's part added at the end.
+one-thread setting stays on one core. ``run_together`` runs parts of one time loop that do wait for each
+other step by step (an LSTM forward split by units), each on a thread of its own. Sums over all T·B rows into
+a few (``column_sums`` for the bias gradients, and ``matmul``'s ``da^T X`` when the result has too few rows to
+share) split those rows instead, each thread's part added at the end.
 
 numba caches each compiled function with the code it calls from here: after editing this file,
 delete ``cells/fast/__pycache__/*.nbi`` and ``*.nbc`` (an installed release is cached afresh).
