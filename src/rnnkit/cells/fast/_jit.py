@@ -23,8 +23,8 @@ import platform
 
 import numba
 import numpy as np
-from numba import types
 from llvmlite import ir
+from numba import types
 from numba.extending import intrinsic, overload
 
 from ..._validation import check_lengths, nonfinite_error

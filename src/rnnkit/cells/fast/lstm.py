@@ -206,6 +206,15 @@ def _cell_forward(b0, b1, t, lengths, a, bias, alpha, c_prev, w_ci, w_cf, w_co, 
             m[b, j] = a[b, 3 * H + j] * tanh_c[b, j]  # m_t = o ⊙ tanh(c_t)
 
 
+@jit
+def _cell_forward_step(b0, b1, t, lengths, a, bias, alpha, c_prev, w_ci, w_cf, w_co, cell_clip, c_raw, c_out, tanh_c, m):
+    """``_cell_forward`` of rows b0..b1, on whole vectors (``_cell_forward_lanes``) where they fit: the time loops'
+    cell math."""
+    if b1 - b0 < LANES_MIN_ROWS or not _cell_forward_lanes(b0, b1, t, lengths, a, bias, c_prev, w_ci, w_cf, w_co,
+                                                             cell_clip, c_raw, c_out, tanh_c, m):
+        _cell_forward(b0, b1, t, lengths, a, bias, alpha, c_prev, w_ci, w_cf, w_co, cell_clip, c_raw, c_out, tanh_c, m)
+
+
 JOINT_GATES_MAX_H = 64  # hidden sizes up to which the gate math is one loop of 4H per row (measured per unit:
 # H = 64 1.70 -> 1.57 ns, 128 1.53 -> 1.51, 256 1.44 -> 1.58: longer rows do better with a loop per gate)
 
@@ -464,9 +473,7 @@ def _forward_rows(b0, b1, x, P_xh, P_ih, bias, alpha, P_hh, P_hr, rec_mask, mask
             times_packed(b0, b1, masked_state(b0, b1, h, masked, rec_mask, xh), P_hh, a, 1.0)  # + h̃_{t-1} W_hh^T
         h_raw_t, c_raw_t, m_t = h_raw[t % len(h_raw)], c_raw[t % len(c_raw)], m[t % len(m)]
         c_t = cs[(t + 1) % len(cs)]
-        if b1 - b0 < LANES_MIN_ROWS or not _cell_forward_lanes(b0, b1, t, lengths, a, bias, c, w_ci, w_cf, w_co, cell_clip,
-                                                                 c_raw_t, c_t, tanh_c[0], m_t):
-            _cell_forward(b0, b1, t, lengths, a, bias, alpha, c, w_ci, w_cf, w_co, cell_clip, c_raw_t, c_t, tanh_c[0], m_t)
+        _cell_forward_step(b0, b1, t, lengths, a, bias, alpha, c, w_ci, w_cf, w_co, cell_clip, c_raw_t, c_t, tanh_c[0], m_t)
         if P_hr.shape[0] > 0:
             times_packed(b0, b1, m_t, P_hr, h_raw_t, 0.0)
         _emit(b0, b1, t, lengths, h_raw_t, proj_clip, h, hs[(t + 1) % len(hs)], y[t])
@@ -755,9 +762,7 @@ def _forward_units(k, x, W_ih, W_hh, units, bias, alpha, lengths, w_ci, w_cf, w_
             return
         times_packed(0, B, hs[t % len(hs)], P_hh, a, 1.0)  # + h_{t-1} W_hh^T
         c_prev, c_t = c[t % 2], c[(t + 1) % 2]
-        if B < LANES_MIN_ROWS or not _cell_forward_lanes(0, B, t, lengths, a, bias, c_prev, w_ci, w_cf, w_co, cell_clip,
-                                                         c_raw, c_t, tanh_c, m):
-            _cell_forward(0, B, t, lengths, a, bias, alpha, c_prev, w_ci, w_cf, w_co, cell_clip, c_raw, c_t, tanh_c, m)
+        _cell_forward_step(0, B, t, lengths, a, bias, alpha, c_prev, w_ci, w_cf, w_co, cell_clip, c_raw, c_t, tanh_c, m)
         _to_columns(c_t, 0, cs[(t + 1) % len(cs)], u0, Hk)
         if len(c_raws) > 0:
             _to_columns(c_raw, 0, c_raws[t], u0, Hk)
@@ -787,7 +792,7 @@ def _run_unit_parts(p: dict[str, np.ndarray], cfg: LSTMConfig, x: np.ndarray, le
     B, H, dtype = x.shape[1], cfg.hidden_size, x.dtype
     alpha = _joint_alpha(cfg, dtype)
     w_ci, w_cf, w_co, cell_clip, proj_clip = _options(p, cfg)  # proj_clip: ±inf (no projection)
-    c_raws = c_raw if len(c_raw) == len(gates) > 0 else c_raw[:0]  # kept for the backward: training with a cell clip
+    c_raws = c_raw if len(gates) > 0 and cfg.cell_clip is not None else c_raw[:0]  # kept for a training backward
     counters = step_counters(len(parts))
     arguments = []
     for k, (u0, u1) in enumerate(parts):
